@@ -1,0 +1,115 @@
+// The client library against a real local gateway.
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import WebSocket from "ws";
+
+import { ChatClient, ChatError } from "../dist/index.js";
+import { Gateway, Proxy, tenant, until } from "./harness.mjs";
+
+let gateway;
+before(async () => {
+  gateway = await Gateway.start();
+});
+after(() => gateway.stop());
+
+async function client(url, token, options = {}) {
+  const c = new ChatClient({ url, token, WebSocket, backoffBaseMs: 50, backoffCapMs: 500, ...options });
+  await c.connect();
+  return c;
+}
+
+test("two users chat, replies match their requests, errors are typed", async () => {
+  const t = tenant();
+  const alice = await client(gateway.ws, await gateway.token("alice", t, "Alice"));
+  const bob = await client(gateway.ws, await gateway.token("bob", t, "Bob"));
+  assert.equal(alice.session.user_id, "alice");
+  const received = [];
+  bob.on("new_message", ({ message }) => received.push(message.content));
+
+  const { room } = await alice.createRoom({ name: "Lunch", room_type: "group", participants: ["bob"] });
+  const [first, second] = await Promise.all([alice.sendMessage(room.id, "pizza?"), alice.getHistory(room.id)]);
+  assert.equal(first.type, "message_sent");
+  assert.equal(first.message.content, "pizza?");
+  assert.equal(second.type, "history");
+  await until(() => received.length === 1, "bob's message");
+  assert.deepEqual(received, ["pizza?"]);
+
+  const typing = new Promise((resolve) => alice.on("typing_start", resolve));
+  bob.typingStart(room.id);
+  assert.equal((await typing).user_id, "bob");
+
+  await assert.rejects(alice.joinRoom("6f1c2d3e-4a5b-4c6d-8e7f-8091a2b3c4d5"), (error) => {
+    assert.ok(error instanceof ChatError);
+    assert.equal(error.code, "not_found");
+    return true;
+  });
+  alice.close();
+  bob.close();
+});
+
+test("a refused token rejects connect and does not retry forever", async () => {
+  const c = new ChatClient({ url: gateway.ws, token: "forged", WebSocket, backoffBaseMs: 10 });
+  await assert.rejects(c.connect(), (error) => error instanceof ChatError && error.code === "connection_refused");
+  assert.equal(c.state, "closed");
+});
+
+test("a forced disconnect mid-conversation ends with every message delivered exactly once, in order", async () => {
+  const t = tenant();
+  const proxy = new Proxy(gateway.port);
+  const proxied = `ws://127.0.0.1:${await proxy.listen()}/api/v1/ws/chat`;
+  const alice = await client(proxied, await gateway.token("alice", t));
+  const bob = await client(gateway.ws, await gateway.token("bob", t));
+  const { room } = await bob.createRoom({ name: "Flaky", room_type: "group", participants: ["alice"] });
+  await until(() => alice.request({ type: "get_unread" }), "alice to be set");
+
+  const seenByAlice = [];
+  const seenByBob = [];
+  alice.on("new_message", ({ message }) => seenByAlice.push(message.content));
+  bob.on("new_message", ({ message }) => seenByBob.push(message.content));
+  const states = [];
+  alice.on("state", (s) => states.push(s));
+
+  for (const i of [0, 1, 2]) await bob.sendMessage(room.id, `m${i}`);
+  await until(() => seenByAlice.length === 3, "the first messages");
+
+  proxy.cut();
+  await until(() => alice.state === "reconnecting", "alice to notice the drop");
+  for (const i of [3, 4, 5, 6, 7]) await bob.sendMessage(room.id, `m${i}`);
+  // Sent while disconnected: queued, sent once after the reconnect.
+  const queued = alice.sendMessage(room.id, "from alice while offline");
+  proxy.restore();
+
+  assert.equal((await queued).message.content, "from alice while offline");
+  await until(() => seenByAlice.length === 8, "the catch-up");
+  await bob.sendMessage(room.id, "m8");
+  await until(() => seenByAlice.length === 9, "the live message after the reconnect");
+  await until(() => seenByBob.length === 1, "alice's queued message");
+
+  assert.deepEqual(seenByAlice, ["m0", "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"]);
+  assert.deepEqual(seenByBob, ["from alice while offline"]);
+  assert.ok(states.includes("reconnecting") && states.at(-1) === "open", String(states));
+  const history = await bob.getHistory(room.id, { limit: 100 });
+  assert.equal(history.messages.filter((m) => m.content === "from alice while offline").length, 1);
+  alice.close();
+  bob.close();
+  proxy.close();
+});
+
+test("rate limits come back as typed errors with the time to wait", async () => {
+  const limited = await Gateway.start({ RATE_LIMIT_MESSAGES: "0.001/2" });
+  try {
+    const t = tenant();
+    const alice = await client(limited.ws, await limited.token("alice", t), { retryRateLimited: false });
+    const { room } = await alice.createRoom({ name: "Spam", room_type: "group" });
+    await alice.sendMessage(room.id, "1");
+    await alice.sendMessage(room.id, "2");
+    await assert.rejects(alice.sendMessage(room.id, "3"), (error) => {
+      assert.equal(error.code, "rate_limited");
+      assert.ok(error.retryAfterMs > 0);
+      return true;
+    });
+    alice.close();
+  } finally {
+    await limited.stop();
+  }
+});

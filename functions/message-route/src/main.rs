@@ -1,0 +1,15 @@
+//! `$default` (and every frame-type route): one client frame; the reply is the response body.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use lambda_runtime::{run, service_fn, Error, LambdaEvent};
+use shared::{handlers, ChatService};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let service = &ChatService::from_env().await?;
+    run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
+        Ok::<ApiGatewayProxyResponse, Error>(handlers::message(service, event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,131 @@
+//! The local gateway: an axum server that plays API Gateway for one laptop. It accepts WebSocket
+//! clients, drives the same handlers the Lambda functions run with API Gateway's event shapes,
+//! and serves the Management API's `@connections` endpoints that the handlers post through.
+
+mod events;
+mod http;
+mod management;
+mod web;
+mod websocket;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::routing::{any, get, post};
+use axum::Router;
+use shared::{ChatService, Config};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+pub use events::ConnectionContext;
+
+pub const STAGE: &str = "local";
+
+/// What the gateway writes to one client socket.
+#[derive(Debug)]
+enum Outbound {
+    Frame(Vec<u8>),
+    Close,
+}
+
+struct Socket {
+    tx: mpsc::UnboundedSender<Outbound>,
+    context: ConnectionContext,
+    last_active: chrono::DateTime<chrono::Utc>,
+}
+
+pub struct Gateway {
+    service: ChatService,
+    domain_name: String,
+    sockets: Mutex<HashMap<String, Socket>>,
+}
+
+impl Gateway {
+    pub fn service(&self) -> &ChatService {
+        &self.service
+    }
+
+    /// How many WebSocket connections are open right now.
+    pub fn open_connections(&self) -> usize {
+        self.sockets.lock().expect("lock poisoned").len()
+    }
+}
+
+/// A gateway running in the background, for the binary and for tests.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningGateway {
+    pub fn ws_url(&self, token: &str) -> String {
+        format!("ws://{}/api/v1/ws/chat?token={token}", self.addr)
+    }
+
+    pub fn management_endpoint(&self) -> String {
+        format!("http://{}/{STAGE}", self.addr)
+    }
+
+    /// Waits until the server stops (it does not on its own).
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("cannot bind: {0}")]
+    Bind(#[from] std::io::Error),
+    #[error(transparent)]
+    Init(#[from] shared::service::InitError),
+}
+
+/// Binds `bind` (port 0 for a free one), points the handlers' management endpoint at itself
+/// unless the configuration names one, and starts serving and sweeping typing indicators.
+pub async fn start(mut config: Config, bind: SocketAddr) -> Result<RunningGateway, GatewayError> {
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    config.management_endpoint.get_or_insert_with(|| format!("http://{addr}/{STAGE}"));
+    let sweep_every = config.typing_sweep_interval;
+    let web = web::routes(&config);
+    let gateway = Arc::new(Gateway {
+        service: ChatService::new(config).await?,
+        domain_name: addr.to_string(),
+        sockets: Mutex::default(),
+    });
+    let app = Router::new()
+        .route("/api/v1/ws/chat", get(websocket::upgrade))
+        .route("/api/v1/chat/{*rest}", any(http::chat_api))
+        .route(
+            "/{stage}/@connections/{connection_id}",
+            post(management::post_to_connection).get(management::get_connection).delete(management::delete_connection),
+        )
+        .with_state(gateway.clone())
+        .merge(web);
+    let sweeper = gateway.clone();
+    let task = tokio::spawn(async move {
+        let sweep = async move {
+            let mut tick = tokio::time::interval(sweep_every);
+            loop {
+                tick.tick().await;
+                if let Err(err) = shared::handlers::typing_cleanup(&sweeper.service).await {
+                    tracing::warn!(error = %err, "typing cleanup failed");
+                }
+            }
+        };
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>());
+        tokio::select! {
+            result = serve => if let Err(err) = result { tracing::error!(error = %err, "gateway stopped") },
+            _ = sweep => {}
+        }
+    });
+    Ok(RunningGateway { addr, gateway, task })
+}

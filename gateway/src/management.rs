@@ -1,0 +1,65 @@
+//! The API Gateway Management API, as the real endpoint answers it, so the real SDK client works.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::{Gateway, Outbound};
+
+/// API Gateway's answer for a connection that is not (or no longer) open.
+fn gone() -> Response {
+    (StatusCode::GONE, [("x-amzn-ErrorType", "GoneException")], Json(json!({ "message": null }))).into_response()
+}
+
+pub async fn post_to_connection(
+    State(gateway): State<Arc<Gateway>>,
+    Path((_stage, connection_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let sockets = gateway.sockets.lock().expect("lock poisoned");
+    match sockets.get(&connection_id) {
+        Some(socket) if socket.tx.send(Outbound::Frame(body.to_vec())).is_ok() => StatusCode::OK.into_response(),
+        _ => gone(),
+    }
+}
+
+pub async fn get_connection(
+    State(gateway): State<Arc<Gateway>>,
+    Path((_stage, connection_id)): Path<(String, String)>,
+) -> Response {
+    let sockets = gateway.sockets.lock().expect("lock poisoned");
+    let Some(socket) = sockets.get(&connection_id) else {
+        return gone();
+    };
+    let connected_at = chrono::DateTime::from_timestamp_millis(socket.context.connected_at_ms).unwrap_or_default();
+    Json(json!({
+        "connectedAt": iso8601(connected_at),
+        "identity": { "sourceIp": socket.context.source_ip, "userAgent": socket.context.user_agent },
+        "lastActiveAt": iso8601(socket.last_active),
+    }))
+    .into_response()
+}
+
+pub async fn delete_connection(
+    State(gateway): State<Arc<Gateway>>,
+    Path((_stage, connection_id)): Path<(String, String)>,
+) -> Response {
+    let sockets = gateway.sockets.lock().expect("lock poisoned");
+    match sockets.get(&connection_id) {
+        Some(socket) => {
+            let _ = socket.tx.send(Outbound::Close);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => gone(),
+    }
+}
+
+/// The timestamp form API Gateway answers with: ISO 8601, whole seconds.
+fn iso8601(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}

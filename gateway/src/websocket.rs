@@ -1,0 +1,162 @@
+//! Client WebSockets: `$connect` before the upgrade (a non-2xx answer refuses it with that
+//! status, as API Gateway does), `$default` per frame, `$disconnect` when the socket ends.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aws_lambda_events::encodings::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use shared::handlers;
+use shared::protocol::ServerFrame;
+use tokio::sync::mpsc;
+
+use crate::events::{new_connection_id, ConnectionContext};
+use crate::{Gateway, Outbound, Socket, STAGE};
+
+/// API Gateway's limit for one WebSocket message.
+const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+
+pub async fn upgrade(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let now = chrono::Utc::now();
+    let context = ConnectionContext {
+        connection_id: new_connection_id(),
+        connected_at_ms: now.timestamp_millis(),
+        source_ip: peer.ip().to_string(),
+        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string),
+        domain_name: gateway.domain_name.clone(),
+        stage: STAGE.to_string(),
+    };
+    let connection_id = context.connection_id.clone();
+    // Registered before `$connect` so posts made while the upgrade completes are queued, not lost.
+    let (tx, rx) = mpsc::unbounded_channel();
+    gateway
+        .sockets
+        .lock()
+        .expect("lock poisoned")
+        .insert(connection_id.clone(), Socket { tx: tx.clone(), context: context.clone(), last_active: now });
+
+    let event = context.connect(&headers, &query);
+    let welcome = handlers::welcome_event(&gateway.service, &event);
+    let response = handlers::connect(&gateway.service, event).await;
+    if !(200..300).contains(&response.status_code) {
+        gateway.sockets.lock().expect("lock poisoned").remove(&connection_id);
+        let status = u16::try_from(response.status_code)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = match response.body {
+            Some(Body::Text(text)) => text,
+            _ => String::new(),
+        };
+        return (status, response.headers, body).into_response();
+    }
+
+    let failed = (gateway.clone(), context.clone());
+    ws.max_message_size(MAX_MESSAGE_BYTES)
+        .on_failed_upgrade(move |err| {
+            tracing::info!(error = %err, "upgrade failed after $connect");
+            let (gateway, context) = failed;
+            tokio::spawn(async move { closed(&gateway, &context, 1006, "upgrade failed").await });
+        })
+        .on_upgrade(move |socket| async move {
+            run(gateway.clone(), context.clone(), socket, tx, rx, welcome).await;
+        })
+}
+
+async fn run(
+    gateway: Arc<Gateway>,
+    context: ConnectionContext,
+    socket: WebSocket,
+    tx: mpsc::UnboundedSender<Outbound>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    welcome: Option<handlers::WelcomeEvent>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let mut writer = tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            let sent = match out {
+                Outbound::Frame(bytes) => match String::from_utf8(bytes) {
+                    Ok(text) => sink.send(Message::Text(text.into())).await,
+                    Err(err) => sink.send(Message::Binary(err.into_bytes().into())).await,
+                },
+                Outbound::Close => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+                    break;
+                }
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    });
+
+    // The same follow-up AWS runs as an asynchronous invocation of the connect function.
+    if let Some(welcome) = welcome {
+        if let Err(err) = handlers::welcome(&gateway.service, welcome).await {
+            tracing::warn!(error = %err, connection_id = %context.connection_id, "welcome failed");
+        }
+    }
+
+    let (code, reason) = loop {
+        tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => frame(&gateway, &context, &tx, text.to_string()).await,
+                Some(Ok(Message::Binary(bytes))) => frame(&gateway, &context, &tx, String::from_utf8_lossy(&bytes).into_owned()).await,
+                Some(Ok(Message::Close(close))) => break close.map_or((1005, String::new()), |c| (c.code, c.reason.to_string())),
+                Some(Ok(_)) => {}
+                Some(Err(err)) => break (1006, err.to_string()),
+                None => break (1006, "connection lost".to_string()),
+            },
+            _ = &mut writer => break (1000, "closed by the management API".to_string()),
+        }
+    };
+    writer.abort();
+    closed(&gateway, &context, code, &reason).await;
+}
+
+/// One client frame through the message-route handler; its reply goes back on the socket. It runs
+/// as a task of its own, so a panic fails that frame alone, as it fails one Lambda invocation.
+async fn frame(
+    gateway: &Arc<Gateway>,
+    context: &ConnectionContext,
+    tx: &mpsc::UnboundedSender<Outbound>,
+    body: String,
+) {
+    if let Some(socket) = gateway.sockets.lock().expect("lock poisoned").get_mut(&context.connection_id) {
+        socket.last_active = chrono::Utc::now();
+    }
+    let (handler, event) = (gateway.clone(), context.message(body));
+    let reply = match tokio::spawn(async move { handlers::message(&handler.service, event).await }).await {
+        Ok(response) => match response.body {
+            Some(Body::Text(reply)) => reply,
+            _ => return,
+        },
+        Err(err) => {
+            tracing::error!(error = %err, connection_id = %context.connection_id, "frame handler panicked");
+            ServerFrame::Error { code: "internal_error", message: "internal error".into(), retry_after_ms: None }
+                .to_json()
+        }
+    };
+    let _ = tx.send(Outbound::Frame(reply.into_bytes()));
+}
+
+async fn closed(gateway: &Gateway, context: &ConnectionContext, code: u16, reason: &str) {
+    gateway.sockets.lock().expect("lock poisoned").remove(&context.connection_id);
+    handlers::disconnect(&gateway.service, context.disconnect(code, reason)).await;
+}

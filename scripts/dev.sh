@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# The two commands of the README.
+#
+#   scripts/dev.sh run    the whole system on this machine: gateway on :8000 (PORT to change)
+#   scripts/dev.sh test   every test
+#   scripts/dev.sh bench  the benchmark table (README, "Benchmarks")
+#
+# When DATABASE_URL / REDIS_URL are not set, private Postgres and Redis instances are started
+# from Debian's packages (installed first when missing) and stopped again on exit.
+set -euo pipefail
+
+mode=${1:-}
+case "$mode" in run | test | bench) ;; *) echo "usage: $0 run|test|bench" >&2; exit 2 ;; esac
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing $*: install them (apt-get install $*) or run as root" >&2
+        exit 1
+    fi
+    say "installing $*"
+    if [ -z "${apt_updated:-}" ]; then apt-get update -qq; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+require_toolchain() {
+    if ! command -v cargo >/dev/null; then
+        echo "cargo not found: install Rust (https://rustup.rs) and run this again" >&2
+        exit 1
+    fi
+    command -v cc >/dev/null || apt_install gcc libc6-dev
+}
+
+free_port() {
+    local port
+    for _ in $(seq 1 200); do
+        port=$((20000 + RANDOM % 30000))
+        if ! (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    echo "no free port found" >&2
+    exit 1
+}
+
+# Private instances live outside the work tree so the postgres user can reach them.
+state="${TMPDIR:-/tmp}/chat-backend-$(id -u)-$(echo "$root" | cksum | cut -d' ' -f1)/$mode"
+cleanup=()
+on_exit() {
+    local i
+    for ((i = ${#cleanup[@]} - 1; i >= 0; i--)); do eval "${cleanup[$i]}" || true; done
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+as_postgres() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_postgres() {
+    local bin
+    bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
+    if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
+        apt_install postgresql
+        bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    fi
+    command -v psql >/dev/null || apt_install postgresql-client
+    local dir="$state/postgres" port
+    port=$([ "$mode" = run ] && echo "${PG_PORT:-55432}" || free_port)
+    mkdir -p "$state"
+    [ "$mode" != run ] && rm -rf "$dir"
+    if [ ! -s "$dir/PG_VERSION" ]; then
+        say "initializing a private Postgres in $dir"
+        mkdir -p "$dir"
+        [ "$(id -u)" = 0 ] && chown postgres: "$state" "$dir"
+        as_postgres "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
+    fi
+    # Tests trade durability for speed; the local system keeps Postgres' defaults.
+    local opts="-p $port -k $dir -c listen_addresses=127.0.0.1"
+    [ "$mode" = test ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
+    say "starting Postgres on 127.0.0.1:$port"
+    as_postgres "$bin/pg_ctl" -D "$dir" -o "$opts" -l "$dir/server.log" -w start >/dev/null
+    cleanup+=("as_postgres '$bin/pg_ctl' -D '$dir' -m fast -w stop >/dev/null")
+    psql -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'chat'" | grep -q 1 ||
+        psql -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE chat"
+    export DATABASE_URL="postgres://postgres@127.0.0.1:$port/chat"
+}
+
+start_redis() {
+    command -v redis-server >/dev/null || apt_install redis-server
+    local port
+    port=$([ "$mode" = run ] && echo "${REDIS_PORT:-56379}" || free_port)
+    mkdir -p "$state/redis"
+    say "starting Redis on 127.0.0.1:$port"
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --daemonize yes \
+        --dir "$state/redis" --pidfile "$state/redis/redis.pid" --logfile "$state/redis/redis.log"
+    cleanup+=("redis-cli -p $port shutdown nosave >/dev/null 2>&1")
+    for _ in $(seq 1 100); do
+        redis-cli -p "$port" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    export REDIS_URL="redis://127.0.0.1:$port"
+}
+
+# cfn-lint from PyPI, in a private virtual environment when it is not on PATH.
+cfn_lint() {
+    if command -v cfn-lint >/dev/null; then
+        cfn-lint "$@"
+        return
+    fi
+    local venv="${state%/*}/venv"
+    if [ ! -x "$venv/bin/cfn-lint" ]; then
+        python3 -m venv --help >/dev/null 2>&1 || apt_install python3 python3-venv
+        say "installing cfn-lint into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check cfn-lint
+    fi
+    "$venv/bin/cfn-lint" "$@"
+}
+
+require_toolchain
+if [ -z "${DATABASE_URL:-}" ]; then start_postgres; else say "using DATABASE_URL from the environment"; fi
+if [ -z "${REDIS_URL:-}" ]; then start_redis; else say "using REDIS_URL from the environment"; fi
+export JWT_SECRET_KEY="${JWT_SECRET_KEY:-local-dev-secret-change-me}"
+
+case "$mode" in
+run)
+    say "building"
+    command -v npm >/dev/null || apt_install nodejs npm
+    (cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build)
+    cargo build --release -p gateway
+    gw=target/release/local-gateway
+    "$gw" migrate
+    port="${PORT:-8000}"
+    cat <<EOT
+
+Chat backend running. Open the web chat at http://127.0.0.1:$port/ (sign in as anyone), or
+connect a client to:
+    ws://127.0.0.1:$port/api/v1/ws/chat?token=TOKEN
+Mint a development token (same secret as the server):
+    JWT_SECRET_KEY='$JWT_SECRET_KEY' $root/$gw token --tenant acme --user alice --name Alice
+For example, with wscat (npm i -g wscat):
+    wscat -c "ws://127.0.0.1:$port/api/v1/ws/chat?token=\$(JWT_SECRET_KEY='$JWT_SECRET_KEY' $root/$gw token --user alice)"
+Postgres: $DATABASE_URL   Redis: $REDIS_URL   (Ctrl-C stops everything)
+
+EOT
+    # Development tokens for the web page's sign-in; a deployment never sets this.
+    DEV_TOKENS=1 "$gw" serve --host "${HOST:-127.0.0.1}" --port "$port"
+    ;;
+bench)
+    say "building release binaries"
+    cargo build --release --workspace --bins --locked
+    command -v redis-benchmark >/dev/null || apt_install redis-tools
+    # Ten thousand client sockets and as many server sockets.
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    say "benchmarking (a few minutes)"
+    target/release/bench | tee target/bench.txt
+    ;;
+test)
+    say "linting template.yaml"
+    cfn_lint template.yaml
+    say "building the functions (the Lambda tests run the real binaries)"
+    cargo build --workspace --bins --locked
+    say "running all tests"
+    # --show-output prints what passing tests report, such as the functions' cold starts.
+    RUST_LOG="${RUST_LOG:-warn}" cargo test --workspace --locked -- --show-output
+    say "testing the JavaScript client and the web page (Node, headless Chromium)"
+    command -v npm >/dev/null || apt_install nodejs npm
+    [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
+    (cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build && npm test)
+    ;;
+esac

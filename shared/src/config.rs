@@ -1,0 +1,126 @@
+//! All configuration, read from the environment in one place.
+
+use std::env;
+use std::time::Duration;
+
+use crate::ratelimit::RateLimits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `postgres://` URL; the spec's `postgresql+asyncpg://` form is accepted too.
+    pub database_url: String,
+    pub redis_url: String,
+    pub jwt_secret: String,
+    /// Where PostToConnection goes. Unset on AWS: it is derived from each event's domain and stage.
+    pub management_endpoint: Option<String>,
+    pub aws_region: String,
+    /// Sign management-API calls with real AWS credentials: in Lambda, or when keys are in the environment.
+    /// Otherwise static local credentials are used (the local gateway does not check signatures).
+    pub use_aws_credentials: bool,
+    pub db_pool_size: usize,
+    /// Longest wait for a database connection or statement.
+    pub db_timeout: Duration,
+    /// Longest wait for a Redis connection or reply.
+    pub redis_timeout: Duration,
+    /// Longest time one frame or HTTP request may take before the client is told to retry.
+    pub request_timeout: Duration,
+    /// A connection younger than this that answers Gone may still be being accepted: not pruned.
+    pub prune_grace: Duration,
+    /// How many PostToConnection calls one fan-out keeps in flight.
+    pub fanout_concurrency: usize,
+    pub typing_ttl: Duration,
+    /// How often expired typing indicators are swept: by the local gateway, and by the
+    /// typing-cleanup function within each scheduled invocation.
+    pub typing_sweep_interval: Duration,
+    /// How long one typing-cleanup invocation keeps sweeping (the schedule runs it every minute;
+    /// zero sweeps once).
+    pub sweep_window: Duration,
+    pub rate_limits: RateLimits,
+    /// The local gateway mints development tokens at `POST /api/v1/dev/token` (never in production).
+    pub dev_tokens: bool,
+    /// Where the local gateway finds the web page and the built JavaScript client.
+    pub web_dir: String,
+    pub js_client_dir: String,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            database_url: normalize_database_url(&required("DATABASE_URL")?),
+            redis_url: required("REDIS_URL")?,
+            jwt_secret: required("JWT_SECRET_KEY")?,
+            management_endpoint: optional("APIGW_MANAGEMENT_ENDPOINT"),
+            aws_region: optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
+            use_aws_credentials: optional("AWS_LAMBDA_FUNCTION_NAME").is_some()
+                || optional("AWS_ACCESS_KEY_ID").is_some(),
+            db_pool_size: parsed("DB_POOL_SIZE", 16)?,
+            db_timeout: Duration::from_millis(parsed("DB_TIMEOUT_MS", 5000)?),
+            redis_timeout: Duration::from_millis(parsed("REDIS_TIMEOUT_MS", 2000)?),
+            request_timeout: Duration::from_millis(parsed("REQUEST_TIMEOUT_MS", 10_000)?),
+            prune_grace: Duration::from_millis(parsed("PRUNE_GRACE_MS", 5000)?),
+            fanout_concurrency: parsed("FANOUT_CONCURRENCY", 64)?,
+            typing_ttl: Duration::from_secs(parsed("TYPING_TTL_SECONDS", 10)?),
+            typing_sweep_interval: Duration::from_millis(parsed("TYPING_SWEEP_INTERVAL_MS", 1000)?),
+            sweep_window: Duration::from_secs(parsed("SWEEP_WINDOW_SECONDS", 0)?),
+            dev_tokens: optional("DEV_TOKENS").is_some_and(|v| v == "1" || v == "true"),
+            web_dir: optional("WEB_DIR").unwrap_or_else(|| "clients/web".into()),
+            js_client_dir: optional("JS_CLIENT_DIR").unwrap_or_else(|| "clients/js/dist".into()),
+            rate_limits: {
+                let d = RateLimits::default();
+                RateLimits {
+                    messages: parsed("RATE_LIMIT_MESSAGES", d.messages)?,
+                    typing: parsed("RATE_LIMIT_TYPING", d.typing)?,
+                    frames: parsed("RATE_LIMIT_FRAMES", d.frames)?,
+                    connects_per_user: parsed("RATE_LIMIT_CONNECTS_PER_USER", d.connects_per_user)?,
+                    connects_per_ip: parsed("RATE_LIMIT_CONNECTS_PER_IP", d.connects_per_ip)?,
+                    http: parsed("RATE_LIMIT_HTTP", d.http)?,
+                }
+            },
+        })
+    }
+}
+
+/// SQLAlchemy-style URLs carry the driver in the scheme; tokio-postgres wants plain `postgres://`.
+pub fn normalize_database_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) if scheme.starts_with("postgresql+") => format!("postgresql://{rest}"),
+        _ => url.to_string(),
+    }
+}
+
+fn optional(name: &str) -> Option<String> {
+    env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    optional(name).ok_or(ConfigError::Missing(name))
+}
+
+fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match optional(name) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Invalid { name, reason: e.to_string() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_sqlalchemy_driver() {
+        assert_eq!(normalize_database_url("postgresql+asyncpg://u:p@h/db"), "postgresql://u:p@h/db");
+        assert_eq!(normalize_database_url("postgres://h/db"), "postgres://h/db");
+    }
+}

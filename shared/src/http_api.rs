@@ -1,0 +1,216 @@
+//! The HTTP routes of the chat API, independent of what carries them (the local gateway's
+//! axum server, or API Gateway's HTTP API invoking the http-api function):
+//!
+//! `GET /api/v1/chat/health` · `GET /api/v1/chat/rooms/{room_id}/messages` ·
+//! `GET /api/v1/chat/search` · `GET /api/v1/chat/metrics`
+//!
+//! All but health need `Authorization: Bearer JWT`, the same token as the WebSocket.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use http::{HeaderMap, Method};
+use serde_json::{json, Value};
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::auth;
+use crate::model::Caller;
+use crate::protocol::{Cursor, HistoryRequest, ServerFrame, MAX_HISTORY_PAGE};
+use crate::ratelimit::Limit;
+use crate::service::{ChatError, ChatService};
+
+const PREFIX: &str = "/api/v1/chat";
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+const DEFAULT_SEARCH_RESULTS: u32 = 20;
+const MAX_QUERY_CHARS: usize = 256;
+
+pub struct HttpRequest {
+    pub method: Method,
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// JSON.
+    pub body: String,
+    /// Seconds, for 429.
+    pub retry_after: Option<u64>,
+}
+
+impl HttpResponse {
+    fn json(status: u16, body: Value) -> Self {
+        Self { status, body: body.to_string(), retry_after: None }
+    }
+}
+
+/// The error body shared by every HTTP answer: `{"code","message"}`, plus `retry_after_ms` when limited.
+pub fn error_body(err: &ChatError) -> Value {
+    let mut body = json!({ "code": err.code(), "message": err.to_frame_message() });
+    if let Some(ms) = err.retry_after_ms() {
+        body["retry_after_ms"] = json!(ms);
+    }
+    body
+}
+
+fn error(err: &ChatError) -> HttpResponse {
+    HttpResponse {
+        status: err.http_status(),
+        body: error_body(err).to_string(),
+        retry_after: err.retry_after_ms().map(|ms| ms.div_ceil(1000)),
+    }
+}
+
+pub async fn handle(service: &ChatService, req: HttpRequest) -> HttpResponse {
+    let span = tracing::info_span!(
+        "http",
+        method = %req.method,
+        path = %req.path,
+        user_id = tracing::field::Empty,
+        tenant_id = tracing::field::Empty,
+        room_id = tracing::field::Empty,
+    );
+    async {
+        // API Gateway puts a named stage in front of the path.
+        let route = req.path.find(PREFIX).map_or("", |at| &req.path[at + PREFIX.len()..]).to_string();
+        let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
+        if req.method != Method::GET {
+            return HttpResponse::json(405, json!({ "code": "method_not_allowed", "message": "only GET is served" }));
+        }
+        if segments == ["health"] {
+            return health(service).await;
+        }
+        let result = service
+            .bounded(async {
+                let caller = authenticate(service, &req.headers).await?;
+                match segments.as_slice() {
+                    ["rooms", room_id, "messages"] => history(service, &caller, room_id, &req.query).await,
+                    ["search"] => search(service, &caller, &req.query).await,
+                    ["metrics"] => metrics(service, &caller).await,
+                    _ => Err(ChatError::NotFound("route")),
+                }
+            })
+            .await;
+        result.unwrap_or_else(|err| {
+            if matches!(err.code(), "internal_error" | "service_unavailable") {
+                tracing::error!(error = %err, "request failed");
+            }
+            error(&err)
+        })
+    }
+    .instrument(span)
+    .await
+}
+
+async fn authenticate(service: &ChatService, headers: &HeaderMap) -> Result<Caller, ChatError> {
+    let token = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let claims = auth::verify(token, &service.config.jwt_secret)?;
+    let caller = Caller::from_claims(&claims, "");
+    tracing::Span::current().record("user_id", caller.user_id.as_str()).record("tenant_id", caller.tenant_id.as_str());
+    service.limit(Limit::Http, &format!("{}/{}", caller.tenant_id, caller.user_id)).await?;
+    Ok(caller)
+}
+
+/// 200 when Postgres and Redis both answer within two seconds, else 503 `degraded`.
+async fn health(service: &ChatService) -> HttpResponse {
+    let (database, redis, connections) = tokio::join!(
+        tokio::time::timeout(HEALTH_TIMEOUT, service.store.ping()),
+        tokio::time::timeout(HEALTH_TIMEOUT, service.presence.ping()),
+        tokio::time::timeout(HEALTH_TIMEOUT, service.presence.active_connections()),
+    );
+    let database_connected = matches!(database, Ok(Ok(())));
+    let redis_connected = matches!(redis, Ok(Ok(())));
+    let healthy = database_connected && redis_connected;
+    HttpResponse::json(
+        if healthy { 200 } else { 503 },
+        json!({
+            "status": if healthy { "healthy" } else { "degraded" },
+            "active_connections": connections.ok().and_then(Result::ok).unwrap_or(0),
+            "redis_connected": redis_connected,
+            "database_connected": database_connected,
+            "version": env!("CARGO_PKG_VERSION"),
+        }),
+    )
+}
+
+fn param<T: std::str::FromStr>(query: &HashMap<String, String>, name: &str) -> Result<Option<T>, ChatError> {
+    query
+        .get(name)
+        .map(|v| v.parse().map_err(|_| ChatError::Invalid(format!("query parameter {name} is not valid"))))
+        .transpose()
+}
+
+fn cursor(query: &HashMap<String, String>, name: &str) -> Result<Option<Cursor>, ChatError> {
+    match param::<i64>(query, name)? {
+        Some(c) if c < 0 => Err(ChatError::Invalid(format!("query parameter {name} is not valid"))),
+        c => Ok(c.map(Cursor)),
+    }
+}
+
+async fn history(
+    service: &ChatService,
+    caller: &Caller,
+    room_id: &str,
+    query: &HashMap<String, String>,
+) -> Result<HttpResponse, ChatError> {
+    let room_id: Uuid = room_id.parse().map_err(|_| ChatError::Invalid("room id is not a UUID".into()))?;
+    let request = HistoryRequest {
+        room_id,
+        before: cursor(query, "before")?,
+        after: cursor(query, "after")?,
+        limit: param(query, "limit")?,
+    };
+    let ServerFrame::History { room_id, messages, has_more, next_cursor } = service.history(caller, request).await?
+    else {
+        unreachable!("history answers with a history frame")
+    };
+    Ok(HttpResponse::json(
+        200,
+        json!({ "room_id": room_id, "messages": messages, "has_more": has_more, "next_cursor": next_cursor }),
+    ))
+}
+
+async fn search(
+    service: &ChatService,
+    caller: &Caller,
+    query: &HashMap<String, String>,
+) -> Result<HttpResponse, ChatError> {
+    let q = query.get("q").map(|q| q.trim()).unwrap_or_default();
+    if q.is_empty() || q.chars().count() > MAX_QUERY_CHARS {
+        return Err(ChatError::Invalid(format!("q must be 1-{MAX_QUERY_CHARS} characters")));
+    }
+    let room_id = param::<Uuid>(query, "room_id")?;
+    if let Some(room_id) = room_id {
+        tracing::Span::current().record("room_id", room_id.to_string());
+    }
+    let limit = param::<u32>(query, "limit")?.unwrap_or(DEFAULT_SEARCH_RESULTS).clamp(1, MAX_HISTORY_PAGE);
+    let results = service.store.search(caller, q, room_id, limit).await?;
+    Ok(HttpResponse::json(200, json!({ "query": q, "results": results })))
+}
+
+async fn metrics(service: &ChatService, caller: &Caller) -> Result<HttpResponse, ChatError> {
+    if !caller.is_tenant_admin() {
+        return Err(ChatError::PermissionDenied("metrics are for tenant admins".into()));
+    }
+    let (figures, connections) = tokio::join!(
+        service.store.tenant_metrics(&caller.tenant_id),
+        service.presence.tenant_connections(&caller.tenant_id)
+    );
+    let figures = figures?;
+    Ok(HttpResponse::json(
+        200,
+        json!({
+            "tenant_id": caller.tenant_id,
+            "active_connections": connections?.len(),
+            "active_users_24h": figures.active_users_24h,
+            "rooms": figures.rooms,
+        }),
+    ))
+}

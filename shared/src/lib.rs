@@ -1,0 +1,20 @@
+//! The library every function and the local gateway use: protocol, auth, persistence, presence,
+//! fan-out and the chat service.
+
+pub mod auth;
+pub mod cache;
+pub mod channels;
+pub mod config;
+pub mod fanout;
+pub mod handlers;
+pub mod http_api;
+pub mod model;
+pub mod presence;
+pub mod protocol;
+pub mod ratelimit;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+pub use service::{ChatError, ChatService};

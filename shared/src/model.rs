@@ -1,0 +1,182 @@
+//! The domain records, shared by the store (rows) and the protocol (wire shapes).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! text_enum {
+    ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self { $(Self::$variant => $text),+ }
+            }
+            pub fn parse(s: &str) -> Option<Self> {
+                match s { $($text => Some(Self::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+text_enum!(RoomType { Direct = "direct", Group = "group", Support = "support", Broadcast = "broadcast" });
+text_enum!(
+    /// Ordered by power: admin > moderator > member.
+    Role { Member = "member", Moderator = "moderator", Admin = "admin" }
+);
+text_enum!(MessageType { Text = "text", Image = "image", File = "file", System = "system" });
+
+impl Role {
+    pub fn rank(self) -> u8 {
+        match self {
+            Role::Member => 0,
+            Role::Moderator => 1,
+            Role::Admin => 2,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Room {
+    pub id: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    pub room_type: RoomType,
+    pub is_private: bool,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Participant {
+    pub user_id: String,
+    pub display_name: Option<String>,
+    pub role: Role,
+    pub joined_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Attachment {
+    pub url: String,
+    pub name: String,
+    pub size: i64,
+    pub mime_type: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Message {
+    pub id: Uuid,
+    /// The cursor position of the message in its room's history.
+    pub seq: i64,
+    pub room_id: Uuid,
+    pub sender_id: String,
+    pub sender_name: Option<String>,
+    pub message_type: MessageType,
+    pub content: String,
+    pub attachments: Vec<Attachment>,
+    pub mentions: Vec<String>,
+    pub reply_to: Option<Uuid>,
+    pub reply_count: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub deleted_by: Option<String>,
+    /// Counts per emoji and who reacted, in first-reaction order.
+    #[serde(default)]
+    pub reactions: Vec<Reaction>,
+}
+
+impl Message {
+    /// What a member sees of a deleted message: that it was deleted, not what it said.
+    pub fn redacted(mut self) -> Self {
+        if self.deleted_at.is_some() {
+            self.content.clear();
+            self.attachments.clear();
+            self.mentions.clear();
+        }
+        self
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Reaction {
+    pub emoji: String,
+    pub count: usize,
+    pub users: Vec<String>,
+}
+
+/// A member's unread state in one room.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Unread {
+    pub room_id: Uuid,
+    pub unread_count: i32,
+    pub mention_count: i32,
+}
+
+/// One earlier version of an edited message.
+#[derive(Clone, Debug, Serialize)]
+pub struct Edit {
+    pub version: i32,
+    pub content: String,
+    pub edited_by: String,
+    pub edited_at: DateTime<Utc>,
+}
+
+/// Who got or read a message, and when.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Receipt {
+    pub user_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A room as one user sees it in a listing.
+#[derive(Clone, Debug, Serialize)]
+pub struct RoomSummary {
+    pub room: Room,
+    /// None for a support agent looking at a support room they have not joined.
+    pub role: Option<Role>,
+    pub unread_count: i32,
+    pub mention_count: i32,
+    pub participant_count: i64,
+}
+
+/// Who is calling: the identity recorded for a connection at `$connect`, taken from the JWT.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Empty for HTTP callers.
+    pub connection_id: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub display_name: String,
+    /// Tenant-wide roles from the token.
+    pub roles: Vec<String>,
+}
+
+pub const TENANT_ADMIN: &str = "admin";
+pub const SUPPORT_AGENT: &str = "support_agent";
+
+impl Caller {
+    pub fn from_claims(claims: &crate::auth::Claims, connection_id: &str) -> Self {
+        Self {
+            connection_id: connection_id.to_string(),
+            tenant_id: claims.tenant_id.clone(),
+            user_id: claims.sub.clone(),
+            display_name: claims.display_name().to_string(),
+            roles: claims.roles.clone(),
+        }
+    }
+
+    pub fn is_tenant_admin(&self) -> bool {
+        self.roles.iter().any(|r| r == TENANT_ADMIN)
+    }
+
+    pub fn is_support_agent(&self) -> bool {
+        self.roles.iter().any(|r| r == SUPPORT_AGENT)
+    }
+}

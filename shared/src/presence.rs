@@ -1,0 +1,189 @@
+//! The connection registry and presence, in Redis.
+//!
+//! Keys carry hash tags so that each multi-key step touches one cluster slot:
+//! `chat:conn:{cid}` hash (user, tenant, name, connected_at) · `chat:user:{tenant/user}:conns` set of
+//! connection ids · `chat:tenant:{tenant}:conns` set · `chat:presence:{tenant}` hash user → last
+//! change · `chat:connections` set of all.
+
+use chrono::{DateTime, TimeZone, Utc};
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+
+use crate::model::Caller;
+
+/// API Gateway closes a WebSocket after two hours; registry entries outlive that a little.
+const CONN_TTL_SECS: i64 = 3 * 3600;
+const ALL_CONNECTIONS: &str = "chat:connections";
+
+fn conn_key(connection_id: &str) -> String {
+    format!("chat:conn:{{{connection_id}}}")
+}
+
+fn user_conns_key(tenant_id: &str, user_id: &str) -> String {
+    format!("chat:user:{{{tenant_id}/{user_id}}}:conns")
+}
+
+fn tenant_conns_key(tenant_id: &str) -> String {
+    format!("chat:tenant:{{{tenant_id}}}:conns")
+}
+
+fn presence_key(tenant_id: &str) -> String {
+    format!("chat:presence:{{{tenant_id}}}")
+}
+
+/// A registered connection and when it was registered.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub caller: Caller,
+    pub connected_at: DateTime<Utc>,
+}
+
+#[derive(Clone)]
+pub struct Presence {
+    redis: ConnectionManager,
+}
+
+impl Presence {
+    pub fn new(redis: ConnectionManager) -> Self {
+        Self { redis }
+    }
+
+    pub fn redis(&self) -> &ConnectionManager {
+        &self.redis
+    }
+
+    /// Records who the connection is (at `$connect`). It receives fan-out only once activated.
+    pub async fn register(&self, caller: &Caller) -> redis::RedisResult<()> {
+        let conn = conn_key(&caller.connection_id);
+        redis::pipe()
+            .hset_multiple(
+                &conn,
+                &[
+                    ("tenant_id", caller.tenant_id.as_str()),
+                    ("user_id", caller.user_id.as_str()),
+                    ("name", caller.display_name.as_str()),
+                    ("roles", &caller.roles.join(",")),
+                    ("connected_at", &Utc::now().timestamp_millis().to_string()),
+                ],
+            )
+            .ignore()
+            .expire(&conn, CONN_TTL_SECS)
+            .ignore()
+            .query_async(&mut self.redis.clone())
+            .await
+    }
+
+    /// Adds the connection to its user's set, which fan-out reads; true when it is the user's
+    /// first (they just came online).
+    pub async fn activate(&self, caller: &Caller) -> redis::RedisResult<bool> {
+        let user = user_conns_key(&caller.tenant_id, &caller.user_id);
+        let (count,): (i64,) = redis::pipe()
+            .sadd(&user, &caller.connection_id)
+            .ignore()
+            .scard(&user)
+            .expire(&user, CONN_TTL_SECS)
+            .ignore()
+            .sadd(ALL_CONNECTIONS, &caller.connection_id)
+            .ignore()
+            .sadd(tenant_conns_key(&caller.tenant_id), &caller.connection_id)
+            .ignore()
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(count == 1)
+    }
+
+    pub async fn lookup(&self, connection_id: &str) -> redis::RedisResult<Option<Registered>> {
+        let mut redis = self.redis.clone();
+        let fields: std::collections::HashMap<String, String> = redis.hgetall(conn_key(connection_id)).await?;
+        let field = |k: &str| fields.get(k).cloned();
+        let (Some(tenant_id), Some(user_id)) = (field("tenant_id"), field("user_id")) else {
+            return Ok(None);
+        };
+        let connected_ms = field("connected_at").and_then(|v| v.parse().ok()).unwrap_or(0);
+        Ok(Some(Registered {
+            caller: Caller {
+                connection_id: connection_id.to_string(),
+                display_name: field("name").unwrap_or_else(|| user_id.clone()),
+                roles: field("roles")
+                    .map(|r| r.split(',').filter(|r| !r.is_empty()).map(str::to_string).collect())
+                    .unwrap_or_default(),
+                tenant_id,
+                user_id,
+            },
+            connected_at: Utc.timestamp_millis_opt(connected_ms).single().unwrap_or_default(),
+        }))
+    }
+
+    /// Forgets the connection. Returns who it was and whether it was the user's last active one,
+    /// or None when it was already gone (another disconnect or prune got there first).
+    pub async fn unregister(&self, connection_id: &str) -> redis::RedisResult<Option<(Caller, bool)>> {
+        let Some(registered) = self.lookup(connection_id).await? else {
+            return Ok(None);
+        };
+        let caller = registered.caller;
+        let mut redis = self.redis.clone();
+        let user = user_conns_key(&caller.tenant_id, &caller.user_id);
+        let (deleted, was_active, remaining): (i64, i64, i64) = redis::pipe()
+            .del(conn_key(connection_id))
+            .srem(&user, connection_id)
+            .srem(ALL_CONNECTIONS, connection_id)
+            .ignore()
+            .srem(tenant_conns_key(&caller.tenant_id), connection_id)
+            .ignore()
+            .scard(&user)
+            .query_async(&mut redis)
+            .await?;
+        Ok((deleted == 1).then_some((caller, was_active == 1 && remaining == 0)))
+    }
+
+    /// The live connections of each of the users, in one round trip.
+    pub async fn connections_by_user(
+        &self,
+        tenant_id: &str,
+        user_ids: &[String],
+    ) -> redis::RedisResult<Vec<Vec<String>>> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for user in user_ids {
+            pipe.smembers(user_conns_key(tenant_id, user));
+        }
+        pipe.query_async(&mut self.redis.clone()).await
+    }
+
+    /// Whether each of the users has a live connection, in one round trip.
+    pub async fn online(&self, tenant_id: &str, user_ids: &[String]) -> redis::RedisResult<Vec<bool>> {
+        let mut pipe = redis::pipe();
+        for user in user_ids {
+            pipe.exists(user_conns_key(tenant_id, user));
+        }
+        pipe.query_async(&mut self.redis.clone()).await
+    }
+
+    /// Records the user's status and when it changed (their last-seen time when offline).
+    pub async fn set_status(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        online: bool,
+        at: DateTime<Utc>,
+    ) -> redis::RedisResult<()> {
+        let value = serde_json::json!({ "online": online, "at": at }).to_string();
+        self.redis.clone().hset(presence_key(tenant_id), user_id, value).await
+    }
+
+    /// Whether Redis answers.
+    pub async fn ping(&self) -> redis::RedisResult<()> {
+        redis::cmd("PING").query_async::<String>(&mut self.redis.clone()).await.map(drop)
+    }
+
+    pub async fn active_connections(&self) -> redis::RedisResult<i64> {
+        self.redis.clone().scard(ALL_CONNECTIONS).await
+    }
+
+    /// Every live connection of a tenant (announcements, tenant metrics).
+    pub async fn tenant_connections(&self, tenant_id: &str) -> redis::RedisResult<Vec<String>> {
+        self.redis.clone().smembers(tenant_conns_key(tenant_id)).await
+    }
+}

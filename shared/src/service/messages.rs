@@ -1,0 +1,376 @@
+//! Messages: sending (with unread counts, mentions and delivery receipts), system messages,
+//! edits, deletions, reactions, threads, receipts, reads, typing and history.
+
+use std::sync::Arc;
+
+use tracing::Span;
+use uuid::Uuid;
+
+use super::validate;
+use super::{ChatError, ChatService, Result, Skip};
+use crate::cache::Page;
+use crate::channels::Channel;
+use crate::model::{Caller, Message, MessageType, Role, RoomType};
+use crate::protocol::{Cursor, HistoryRequest, SendMessage, ServerFrame, DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
+use crate::store::{Inserted, Membership, NewMessage};
+
+/// The sender of system messages (joins, leaves, role changes).
+pub const SYSTEM_USER: &str = "system";
+
+fn page_limit(limit: Option<u32>) -> u32 {
+    limit.unwrap_or(DEFAULT_HISTORY_PAGE).clamp(1, MAX_HISTORY_PAGE)
+}
+
+impl ChatService {
+    /// A message and the caller's membership of its room.
+    async fn message_for(&self, caller: &Caller, message_id: Uuid) -> Result<(Message, Membership)> {
+        let message = self.store.message(&caller.tenant_id, message_id).await?.ok_or(ChatError::NotFound("message"))?;
+        let membership = self.member(caller, message.room_id).await?;
+        Ok((message, membership))
+    }
+
+    pub(super) async fn send_message(
+        &self,
+        caller: &Caller,
+        endpoint: Option<&str>,
+        req: SendMessage,
+    ) -> Result<ServerFrame> {
+        Span::current().record("room_id", req.room_id.to_string());
+        validate::check_message(&req)?;
+        let membership = self.member(caller, req.room_id).await?;
+        if let Some(until) = membership.muted_until.filter(|until| *until > chrono::Utc::now()) {
+            return Err(ChatError::PermissionDenied(format!(
+                "you are muted in this room until {}",
+                until.to_rfc3339()
+            )));
+        }
+        if membership.role != Role::Admin
+            && self
+                .store
+                .room(&caller.tenant_id, req.room_id)
+                .await?
+                .is_some_and(|r| r.room_type == RoomType::Broadcast)
+        {
+            return Err(ChatError::PermissionDenied("only admins post in a broadcast room".into()));
+        }
+        let new = NewMessage {
+            room_id: req.room_id,
+            message_type: req.message_type,
+            content: &req.content,
+            attachments: serde_json::to_value(&req.attachments).expect("attachments serialize"),
+            mentions: &req.mentions,
+            reply_to: req.reply_to,
+            client_msg_id: req.client_msg_id.as_deref(),
+        };
+        let message = match self.store.insert_message(caller, new).await? {
+            Inserted::New { message, recipients } => {
+                self.distribute(endpoint, caller, &message, recipients).await?;
+                message
+            }
+            Inserted::Duplicate(message) => return Ok(ServerFrame::MessageSent { message, duplicate: true }),
+            Inserted::ParentMissing => return Err(ChatError::NotFound("reply_to message")),
+        };
+        Ok(ServerFrame::MessageSent { message, duplicate: false })
+    }
+
+    /// Everything that follows a stored message: the cache, the fan-out with each recipient's
+    /// unread counts, the channels, mention notifications and delivery receipts.
+    async fn distribute(
+        &self,
+        endpoint: Option<&str>,
+        sender: &Caller,
+        message: &Message,
+        recipients: Vec<(String, crate::model::Unread)>,
+    ) -> Result<()> {
+        let room_id = message.room_id;
+        // A reply changes its parent's reply count, so the cached page is stale as a whole.
+        let cached = match message.reply_to {
+            Some(_) => self.cache.invalidate(room_id).await,
+            None => self.cache.append(message).await,
+        };
+        if let Err(err) = cached {
+            tracing::warn!(error = %err, "recent-message cache not updated");
+        }
+        let plain = ServerFrame::NewMessage { message: message.clone(), unread: None };
+        let mut targets: Vec<(String, Arc<str>)> = recipients
+            .iter()
+            .map(|(user, unread)| {
+                let frame = ServerFrame::NewMessage { message: message.clone(), unread: Some(unread.clone()) };
+                (user.clone(), Arc::from(frame.to_json()))
+            })
+            .collect();
+        // The sender's other devices see their own message too.
+        if sender.user_id != SYSTEM_USER {
+            targets.push((sender.user_id.clone(), plain.to_json().into()));
+        }
+        // Only members are notified of a mention: naming someone does not leak the room to them.
+        let mention_channels: Vec<Channel> = message
+            .mentions
+            .iter()
+            .filter(|m| recipients.iter().any(|(u, _)| u == *m))
+            .map(|u| Channel::User(u.clone()))
+            .collect();
+        let mention = ServerFrame::Mention { room_id, message: message.clone() };
+        let room_channel = [Channel::Room(room_id)];
+        let (delivered, (), ()) = tokio::join!(
+            self.post_to_users(endpoint, &sender.tenant_id, targets, Some(&sender.connection_id)),
+            self.publish(&sender.tenant_id, &room_channel, &plain),
+            self.publish(&sender.tenant_id, &mention_channels, &mention),
+        );
+        let delivered: Vec<String> = delivered?.into_iter().filter(|u| *u != sender.user_id).collect();
+        if message.message_type != MessageType::System {
+            self.store.mark_delivered(&sender.tenant_id, message.id, &delivered).await?;
+        }
+        Ok(())
+    }
+
+    /// Posts a system message (joins, leaves, role changes) in the room, to everyone but the
+    /// connection whose action it records (which has its reply).
+    pub(super) async fn system_message(
+        &self,
+        endpoint: Option<&str>,
+        cause: &Caller,
+        room_id: Uuid,
+        content: String,
+    ) -> Result<()> {
+        let system = Caller {
+            connection_id: cause.connection_id.clone(),
+            tenant_id: cause.tenant_id.clone(),
+            user_id: SYSTEM_USER.to_string(),
+            display_name: "System".to_string(),
+            roles: Vec::new(),
+        };
+        let new = NewMessage {
+            room_id,
+            message_type: MessageType::System,
+            content: &content,
+            attachments: serde_json::json!([]),
+            mentions: &[],
+            reply_to: None,
+            client_msg_id: None,
+        };
+        if let Inserted::New { message, recipients } = self.store.insert_message(&system, new).await? {
+            self.distribute(endpoint, &system, &message, recipients).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn edit_message(
+        &self,
+        caller: &Caller,
+        endpoint: Option<&str>,
+        message_id: Uuid,
+        content: String,
+    ) -> Result<ServerFrame> {
+        let (message, membership) = self.message_for(caller, message_id).await?;
+        if message.sender_id != caller.user_id {
+            return Err(ChatError::PermissionDenied("you can only edit your own messages".into()));
+        }
+        if message.deleted_at.is_some() {
+            return Err(ChatError::PermissionDenied("a deleted message cannot be edited".into()));
+        }
+        if message.message_type == MessageType::Text {
+            validate::check_text(&content)?;
+        } else {
+            validate::check_len("content", &content, validate::MAX_CONTENT_CHARS)?;
+        }
+        let edited = self.store.edit_message(caller, message_id, &content).await?;
+        self.cache.invalidate(edited.room_id).await?;
+        let edited = self.present(caller, &membership, vec![edited]).await?.remove(0);
+        let frame = ServerFrame::MessageEdited { message: edited };
+        self.fan_out_room(
+            endpoint,
+            &caller.tenant_id,
+            message.room_id,
+            &frame,
+            Skip::Connection(&caller.connection_id),
+            &[Channel::Room(message.room_id)],
+        )
+        .await?;
+        Ok(frame)
+    }
+
+    pub(super) async fn delete_message(
+        &self,
+        caller: &Caller,
+        endpoint: Option<&str>,
+        message_id: Uuid,
+    ) -> Result<ServerFrame> {
+        let (message, membership) = self.message_for(caller, message_id).await?;
+        if message.sender_id != caller.user_id && membership.role.rank() < Role::Moderator.rank() {
+            return Err(ChatError::PermissionDenied("only moderators and admins delete others' messages".into()));
+        }
+        let deleted = self.store.delete_message(caller, message_id).await?.ok_or(ChatError::NotFound("message"))?;
+        self.cache.invalidate(deleted.room_id).await?;
+        let frame = ServerFrame::MessageDeleted {
+            room_id: deleted.room_id,
+            message_id,
+            deleted_by: caller.user_id.clone(),
+            deleted_at: deleted.deleted_at.unwrap_or_else(chrono::Utc::now),
+        };
+        self.fan_out_room(
+            endpoint,
+            &caller.tenant_id,
+            deleted.room_id,
+            &frame,
+            Skip::Connection(&caller.connection_id),
+            &[Channel::Room(deleted.room_id)],
+        )
+        .await?;
+        Ok(frame)
+    }
+
+    pub(super) async fn edit_history(&self, caller: &Caller, message_id: Uuid) -> Result<ServerFrame> {
+        let (message, membership) = self.message_for(caller, message_id).await?;
+        let visible = message.deleted_at.is_none() || Self::sees_deleted(caller, &membership);
+        let versions = if visible { self.store.edit_history(&caller.tenant_id, message_id).await? } else { Vec::new() };
+        let current = self.present(caller, &membership, vec![message]).await?.remove(0);
+        Ok(ServerFrame::EditHistory { message_id, current, versions })
+    }
+
+    pub(super) async fn react(
+        &self,
+        caller: &Caller,
+        endpoint: Option<&str>,
+        message_id: Uuid,
+        emoji: String,
+        add: bool,
+    ) -> Result<ServerFrame> {
+        validate::check_emoji(&emoji)?;
+        let (message, _) = self.message_for(caller, message_id).await?;
+        if message.deleted_at.is_some() {
+            return Err(ChatError::PermissionDenied("a deleted message cannot get reactions".into()));
+        }
+        let changed = self.store.set_reaction(&caller.tenant_id, message_id, &caller.user_id, &emoji, add).await?;
+        let reactions =
+            self.store.reactions(&caller.tenant_id, &[message_id]).await?.remove(&message_id).unwrap_or_default();
+        let (room_id, user_id) = (message.room_id, caller.user_id.clone());
+        let frame = if add {
+            ServerFrame::ReactionAdded { room_id, message_id, user_id, emoji, reactions }
+        } else {
+            ServerFrame::ReactionRemoved { room_id, message_id, user_id, emoji, reactions }
+        };
+        if changed {
+            self.cache.invalidate(room_id).await?;
+            let skip = Skip::Connection(&caller.connection_id);
+            self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, skip, &[Channel::Room(room_id)]).await?;
+        }
+        Ok(frame)
+    }
+
+    pub(super) async fn thread(
+        &self,
+        caller: &Caller,
+        message_id: Uuid,
+        after: Option<Cursor>,
+        limit: Option<u32>,
+    ) -> Result<ServerFrame> {
+        let (parent, membership) = self.message_for(caller, message_id).await?;
+        let (replies, has_more) = self.store.thread(&caller.tenant_id, message_id, after, page_limit(limit)).await?;
+        let next_cursor = has_more.then(|| replies.last().map(|m| Cursor(m.seq))).flatten();
+        let mut shown = self.present(caller, &membership, [vec![parent], replies].concat()).await?;
+        let parent = shown.remove(0);
+        Ok(ServerFrame::Thread { parent, replies: shown, has_more, next_cursor })
+    }
+
+    /// Who got and who read a message: for its sender and the room's moderators and admins.
+    pub(super) async fn receipts(&self, caller: &Caller, message_id: Uuid) -> Result<ServerFrame> {
+        let (message, membership) = self.message_for(caller, message_id).await?;
+        if message.sender_id != caller.user_id && membership.role.rank() < Role::Moderator.rank() {
+            return Err(ChatError::PermissionDenied("receipts are for the sender and the room's moderators".into()));
+        }
+        let (delivered, read) = self.store.receipts(&caller.tenant_id, &message).await?;
+        Ok(ServerFrame::Receipts { message_id, delivered, read })
+    }
+
+    pub(super) async fn typing(
+        &self,
+        caller: &Caller,
+        endpoint: Option<&str>,
+        room_id: Uuid,
+        start: bool,
+    ) -> Result<Option<ServerFrame>> {
+        self.member(caller, room_id).await?;
+        let (changed, frame) = if start {
+            let started = self.store.start_typing(caller, room_id, self.config.typing_ttl).await?;
+            let frame = ServerFrame::TypingStart {
+                room_id,
+                user_id: caller.user_id.clone(),
+                display_name: caller.display_name.clone(),
+            };
+            (started, frame)
+        } else {
+            let stopped = self.store.stop_typing(caller, room_id).await?;
+            (stopped, ServerFrame::TypingStop { room_id, user_id: caller.user_id.clone() })
+        };
+        if changed {
+            let skip = Skip::User(&caller.user_id);
+            self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, skip, &[Channel::Typing(room_id)]).await?;
+        }
+        Ok(None)
+    }
+
+    pub(super) async fn mark_read(
+        &self,
+        caller: &Caller,
+        endpoint: Option<&str>,
+        room_id: Uuid,
+        ids: &[Uuid],
+    ) -> Result<ServerFrame> {
+        if ids.len() > MAX_HISTORY_PAGE as usize {
+            return Err(ChatError::Invalid(format!("at most {MAX_HISTORY_PAGE} message_ids at a time")));
+        }
+        self.member(caller, room_id).await?;
+        let read = self.store.mark_read(caller, room_id, ids).await?;
+        let event = ServerFrame::MessagesRead {
+            room_id,
+            user_id: caller.user_id.clone(),
+            message_ids: read.message_ids.clone(),
+            read_at: read.read_at,
+        };
+        let skip = Skip::Connection(&caller.connection_id);
+        self.fan_out_room(endpoint, &caller.tenant_id, room_id, &event, skip, &[Channel::Room(room_id)]).await?;
+        Ok(ServerFrame::ReadMarked {
+            room_id,
+            message_ids: read.message_ids,
+            unread_count: read.unread.unread_count,
+            mention_count: read.unread.mention_count,
+        })
+    }
+
+    pub async fn history(&self, caller: &Caller, req: HistoryRequest) -> Result<ServerFrame> {
+        let membership = self.member(caller, req.room_id).await?;
+        let (messages, has_more) = self.room_page(&caller.tenant_id, &req, page_limit(req.limit)).await?;
+        let edge = if req.after.is_some() { messages.last() } else { messages.first() };
+        let next_cursor = has_more.then(|| edge.map(|m| Cursor(m.seq))).flatten();
+        let messages = self.present(caller, &membership, messages).await?;
+        Ok(ServerFrame::History { room_id: req.room_id, messages, has_more, next_cursor })
+    }
+
+    /// A page of history with reactions: from the recent-message cache when it holds the page,
+    /// else from Postgres (filling the cache with the newest page).
+    async fn room_page(&self, tenant_id: &str, req: &HistoryRequest, limit: u32) -> Result<Page> {
+        let backwards = req.after.is_none();
+        if backwards {
+            match self.cache.page(req.room_id, req.before.map(|c| c.0), limit as usize).await {
+                Ok(Some(page)) => return Ok(page),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "recent-message cache unavailable"),
+            }
+        }
+        let newest = backwards && req.before.is_none();
+        let generation = if newest { self.cache.generation(req.room_id).await.ok() } else { None };
+        let (mut messages, has_more) = self.store.history(tenant_id, req.room_id, req.before, req.after, limit).await?;
+        let ids: Vec<Uuid> = messages.iter().map(|m| m.id).collect();
+        let mut reactions = self.store.reactions(tenant_id, &ids).await?;
+        for message in &mut messages {
+            message.reactions = reactions.remove(&message.id).unwrap_or_default();
+        }
+        if let Some(generation) = generation {
+            if let Err(err) = self.cache.fill(req.room_id, generation, &messages, !has_more).await {
+                tracing::warn!(error = %err, "recent-message cache not filled");
+            }
+        }
+        Ok((messages, has_more))
+    }
+}

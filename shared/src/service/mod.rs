@@ -1,0 +1,547 @@
+//! The chat service: what each client frame and connection event does, whatever invoked it
+//! (a Lambda function or the local gateway). Room and message operations live in the submodules.
+
+mod messages;
+mod rooms;
+mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{SubsecRound, Utc};
+use tracing::Span;
+use uuid::Uuid;
+
+use crate::auth::{self, AuthError, Claims};
+use crate::cache::RecentCache;
+use crate::channels::{self, Channel};
+use crate::config::Config;
+use crate::fanout::{Fanout, Outcome, PostError};
+use crate::model::{Caller, Message, Role};
+use crate::presence::Presence;
+use crate::protocol::{self, ClientFrame, PresenceStatus, ProtocolError, ServerFrame};
+use crate::ratelimit::{Limit, RateLimiter};
+use crate::store::{Membership, Store, StoreError};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use messages::SYSTEM_USER;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    PermissionDenied(String),
+    #[error("not authenticated: {0}")]
+    Unauthorized(#[from] AuthError),
+    #[error("connection is not registered")]
+    UnknownConnection,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("no management API endpoint is configured")]
+    NoEndpoint,
+    #[error(transparent)]
+    Post(#[from] PostError),
+    #[error("rate limit exceeded: retry in {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u64 },
+    #[error("the request took too long")]
+    Timeout,
+}
+
+impl ChatError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Protocol(e) => e.code(),
+            Self::Invalid(_) => "validation_error",
+            Self::NotFound(_) => "not_found",
+            Self::PermissionDenied(_) => "permission_denied",
+            Self::Unauthorized(_) | Self::UnknownConnection => "unauthorized",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Store(e) if e.is_unavailable() => "service_unavailable",
+            Self::Redis(_) | Self::Timeout => "service_unavailable",
+            Self::Store(_) | Self::NoEndpoint | Self::Post(_) => "internal_error",
+        }
+    }
+
+    /// The message the client sees: internal details stay in the logs.
+    pub fn to_frame_message(&self) -> String {
+        match self.code() {
+            "internal_error" => "internal error".to_string(),
+            "service_unavailable" => "service temporarily unavailable, retry shortly".to_string(),
+            _ => self.to_string(),
+        }
+    }
+
+    pub fn to_frame(&self) -> ServerFrame {
+        ServerFrame::Error {
+            code: self.code(),
+            message: self.to_frame_message(),
+            retry_after_ms: self.retry_after_ms(),
+        }
+    }
+
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            Self::RateLimited { retry_after_ms } => Some(*retry_after_ms),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status for the same error, where one is answered over HTTP ($connect, HTTP routes).
+    pub fn http_status(&self) -> u16 {
+        match self.code() {
+            "invalid_json" | "invalid_frame" | "unknown_type" | "validation_error" => 400,
+            "unauthorized" => 401,
+            "permission_denied" => 403,
+            "not_found" => 404,
+            "rate_limited" => 429,
+            "service_unavailable" => 503,
+            _ => 500,
+        }
+    }
+}
+
+type Result<T, E = ChatError> = std::result::Result<T, E>;
+
+/// Who is left out of a fan-out: the connection that made the change gets its own reply instead.
+#[derive(Clone, Copy)]
+enum Skip<'a> {
+    Nobody,
+    Connection(&'a str),
+    User(&'a str),
+}
+
+/// Everything the handlers need, built once per process (per Lambda execution environment).
+pub struct ChatService {
+    pub config: Config,
+    pub store: Store,
+    pub presence: Presence,
+    pub cache: RecentCache,
+    pub limiter: RateLimiter,
+    pub fanout: Fanout,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+impl ChatService {
+    pub async fn new(config: Config) -> Result<Self, InitError> {
+        let store = Store::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
+        // Lazy: the process starts while Redis is away and reconnects by itself when it is back.
+        let redis_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.redis_timeout))
+            .set_response_timeout(Some(config.redis_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(1));
+        let redis =
+            ConnectionManager::new_lazy_with_config(redis::Client::open(config.redis_url.as_str())?, redis_config)?;
+        let fanout = Fanout::new(&config).await;
+        Ok(Self {
+            store,
+            cache: RecentCache::new(redis.clone()),
+            limiter: RateLimiter::new(redis.clone(), config.rate_limits.clone()),
+            presence: Presence::new(redis),
+            fanout,
+            config,
+        })
+    }
+
+    pub async fn from_env() -> Result<Self, InitError> {
+        Self::new(Config::from_env()?).await
+    }
+
+    // ---- connection lifecycle ----
+
+    /// `$connect`: checks the token and records who the connection is. Nothing is recorded on
+    /// failure. Attempts are limited per source IP (before the token is even read, which also
+    /// slows token guessing) and per user.
+    pub async fn connect(&self, token: Option<&str>, connection_id: &str, source_ip: Option<&str>) -> Result<Claims> {
+        if let Some(ip) = source_ip {
+            self.limit(Limit::ConnectsPerIp, ip).await?;
+        }
+        let claims = auth::verify(token.unwrap_or_default(), &self.config.jwt_secret)?;
+        let caller = Caller::from_claims(&claims, connection_id);
+        self.limit(Limit::ConnectsPerUser, &format!("{}/{}", caller.tenant_id, caller.user_id)).await?;
+        Span::current().record("user_id", caller.user_id.as_str()).record("tenant_id", caller.tenant_id.as_str());
+        self.presence.register(&caller).await?;
+        Ok(claims)
+    }
+
+    /// Posts the `connection` frame once the connection is open, then lets fan-out reach it, so
+    /// that frame is always the first. API Gateway refuses posts to a connection still in
+    /// `$connect`, so this runs just after it (see README, "The connection frame"), and a Gone
+    /// answer within the first moments is retried rather than taken as a closed socket.
+    pub async fn welcome(&self, connection_id: &str, endpoint: &str) -> Result<()> {
+        let caller = self.caller(connection_id).await?;
+        let frame = ServerFrame::Connection {
+            status: "connected",
+            connection_id: caller.connection_id.clone(),
+            user_id: caller.user_id.clone(),
+            tenant_id: caller.tenant_id.clone(),
+            display_name: caller.display_name.clone(),
+            server_time: Utc::now(),
+            unread: self.store.unread_summary(&caller.tenant_id, &caller.user_id).await?,
+        }
+        .to_json();
+        let mut delay = Duration::from_millis(25);
+        let deadline = tokio::time::Instant::now() + self.config.prune_grace;
+        loop {
+            match self.fanout.post(endpoint, connection_id, frame.as_bytes()).await {
+                Err(PostError::Gone) if tokio::time::Instant::now() + delay < deadline => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_millis(500));
+                }
+                result => break result?,
+            }
+        }
+        if self.presence.activate(&caller).await? {
+            self.presence_changed(&caller, PresenceStatus::Online, Some(endpoint)).await?;
+        }
+        Ok(())
+    }
+
+    /// `$disconnect`: forgets the connection; the user's last one takes them offline.
+    pub async fn disconnect(&self, connection_id: &str, endpoint: Option<&str>) -> Result<()> {
+        let Some((caller, last)) = self.presence.unregister(connection_id).await? else {
+            return Ok(());
+        };
+        Span::current().record("user_id", caller.user_id.as_str()).record("tenant_id", caller.tenant_id.as_str());
+        if last {
+            for room_id in self.store.clear_typing(&caller.tenant_id, &caller.user_id).await? {
+                let frame = ServerFrame::TypingStop { room_id, user_id: caller.user_id.clone() };
+                self.fan_out_room(
+                    endpoint,
+                    &caller.tenant_id,
+                    room_id,
+                    &frame,
+                    Skip::Nobody,
+                    &[Channel::Typing(room_id)],
+                )
+                .await?;
+            }
+            self.presence_changed(&caller, PresenceStatus::Offline, endpoint).await?;
+        }
+        Ok(())
+    }
+
+    async fn presence_changed(&self, caller: &Caller, status: PresenceStatus, endpoint: Option<&str>) -> Result<()> {
+        // Postgres keeps microseconds: the live frame says what a later query will.
+        let now = Utc::now().trunc_subsecs(6);
+        self.store.seen(caller, now).await?;
+        self.presence.set_status(&caller.tenant_id, &caller.user_id, status == PresenceStatus::Online, now).await?;
+        let contacts = self.store.contacts(&caller.tenant_id, &caller.user_id).await?;
+        let frame = ServerFrame::Presence { user_id: caller.user_id.clone(), status, last_seen: now };
+        self.deliver(
+            endpoint,
+            &caller.tenant_id,
+            &contacts,
+            &frame,
+            Skip::Nobody,
+            &[Channel::User(caller.user_id.clone())],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn caller(&self, connection_id: &str) -> Result<Caller> {
+        let registered = self.presence.lookup(connection_id).await?.ok_or(ChatError::UnknownConnection)?;
+        Ok(registered.caller)
+    }
+
+    // ---- client frames ----
+
+    /// `$default`: handles one client frame and returns the reply for the sender, if any.
+    pub async fn handle_frame(&self, connection_id: &str, endpoint: Option<&str>, body: &str) -> Option<String> {
+        let (frame, request_id) = match protocol::parse(body) {
+            Ok(inbound) => (inbound.frame, inbound.request_id),
+            Err((err, request_id)) => return Some(ChatError::from(err).to_frame().reply_json(request_id.as_deref())),
+        };
+        let result = self
+            .bounded(async {
+                let caller = self.caller(connection_id).await?;
+                Span::current()
+                    .record("user_id", caller.user_id.as_str())
+                    .record("tenant_id", caller.tenant_id.as_str());
+                self.limit(limit_of(&frame), &format!("{}/{}", caller.tenant_id, caller.user_id)).await?;
+                self.dispatch(&caller, endpoint, frame).await
+            })
+            .await;
+        match result {
+            Ok(reply) => reply.map(|frame| frame.reply_json(request_id.as_deref())),
+            Err(err) => {
+                if matches!(err.code(), "internal_error" | "service_unavailable") {
+                    tracing::error!(error = %err, "frame failed");
+                } else {
+                    tracing::info!(error = %err, "frame refused");
+                }
+                Some(err.to_frame().reply_json(request_id.as_deref()))
+            }
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        caller: &Caller,
+        endpoint: Option<&str>,
+        frame: ClientFrame,
+    ) -> Result<Option<ServerFrame>> {
+        use ClientFrame as F;
+        let reply = match frame {
+            F::Ping => ServerFrame::Pong,
+            F::CreateRoom(req) => self.create_room(caller, endpoint, req).await?,
+            F::JoinRoom { room_id } => self.join_room(caller, endpoint, room_id).await?,
+            F::LeaveRoom { room_id } => self.leave_room(caller, endpoint, room_id).await?,
+            F::UpdateRoom { room_id, name, description, is_private } => {
+                self.update_room(caller, endpoint, room_id, name, description, is_private).await?
+            }
+            F::Invite { room_id, user_ids } => self.invite(caller, endpoint, room_id, user_ids).await?,
+            F::RemoveParticipant { room_id, user_id } => {
+                self.remove_participant(caller, endpoint, room_id, &user_id).await?
+            }
+            F::SetRole { room_id, user_id, role } => self.set_role(caller, endpoint, room_id, &user_id, role).await?,
+            F::MuteUser { room_id, user_id, duration_seconds } => {
+                self.mute(caller, endpoint, room_id, &user_id, Some(duration_seconds)).await?
+            }
+            F::UnmuteUser { room_id, user_id } => self.mute(caller, endpoint, room_id, &user_id, None).await?,
+            F::BanUser { room_id, user_id, reason } => {
+                self.ban(caller, endpoint, room_id, &user_id, Some(reason)).await?
+            }
+            F::UnbanUser { room_id, user_id } => self.ban(caller, endpoint, room_id, &user_id, None).await?,
+            F::ListRooms { room_type } => self.list_rooms(caller, room_type).await?,
+            F::GetPresence { user_ids } => self.presence_of(caller, user_ids).await?,
+            F::Announce { content } => self.announce(caller, endpoint, content).await?,
+            F::SendMessage(req) => self.send_message(caller, endpoint, req).await?,
+            F::EditMessage { message_id, content } => self.edit_message(caller, endpoint, message_id, content).await?,
+            F::DeleteMessage { message_id } => self.delete_message(caller, endpoint, message_id).await?,
+            F::GetEditHistory { message_id } => self.edit_history(caller, message_id).await?,
+            F::AddReaction { message_id, emoji } => self.react(caller, endpoint, message_id, emoji, true).await?,
+            F::RemoveReaction { message_id, emoji } => self.react(caller, endpoint, message_id, emoji, false).await?,
+            F::GetThread { message_id, after, limit } => self.thread(caller, message_id, after, limit).await?,
+            F::GetReceipts { message_id } => self.receipts(caller, message_id).await?,
+            F::GetUnread => {
+                ServerFrame::Unread { rooms: self.store.unread_summary(&caller.tenant_id, &caller.user_id).await? }
+            }
+            F::TypingStart { room_id } => return self.typing(caller, endpoint, room_id, true).await,
+            F::TypingStop { room_id } => return self.typing(caller, endpoint, room_id, false).await,
+            F::MarkRead { room_id, message_ids } => self.mark_read(caller, endpoint, room_id, &message_ids).await?,
+            F::GetHistory(req) => self.history(caller, req).await?,
+        };
+        Ok(Some(reply))
+    }
+
+    /// Runs a request within the request timeout. Work cut short may still have been stored;
+    /// a client retrying with the same `client_msg_id` gets the stored message, not a copy.
+    pub async fn bounded<T>(&self, request: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        tokio::time::timeout(self.config.request_timeout, request).await.unwrap_or(Err(ChatError::Timeout))
+    }
+
+    /// Takes a token from the subject's bucket, or refuses with how long to wait.
+    pub async fn limit(&self, limit: Limit, subject: &str) -> Result<()> {
+        self.limiter.take(limit, subject).await?.map_err(|retry_after_ms| ChatError::RateLimited { retry_after_ms })
+    }
+
+    /// The caller's membership of a room; rooms of other tenants look the same as missing ones.
+    async fn member(&self, caller: &Caller, room_id: Uuid) -> Result<Membership> {
+        Span::current().record("room_id", room_id.to_string());
+        if let Some(membership) = self.store.membership(&caller.tenant_id, room_id, &caller.user_id).await? {
+            return Ok(membership);
+        }
+        match self.store.room(&caller.tenant_id, room_id).await? {
+            Some(_) => Err(ChatError::PermissionDenied("you are not a member of this room".into())),
+            None => Err(ChatError::NotFound("room")),
+        }
+    }
+
+    /// Room admins and tenant admins see deleted messages' content; members see that they were deleted.
+    fn sees_deleted(caller: &Caller, membership: &Membership) -> bool {
+        membership.role == Role::Admin || caller.is_tenant_admin()
+    }
+
+    /// Messages as this caller sees them: with their reactions, and deleted content hidden from
+    /// those who may not see it.
+    async fn present(
+        &self,
+        caller: &Caller,
+        membership: &Membership,
+        mut messages: Vec<Message>,
+    ) -> Result<Vec<Message>> {
+        let missing: Vec<Uuid> = messages.iter().filter(|m| m.reactions.is_empty()).map(|m| m.id).collect();
+        let mut reactions = self.store.reactions(&caller.tenant_id, &missing).await?;
+        let sees_deleted = Self::sees_deleted(caller, membership);
+        for message in &mut messages {
+            if let Some(r) = reactions.remove(&message.id) {
+                message.reactions = r;
+            }
+        }
+        Ok(messages.into_iter().map(|m| if sees_deleted { m } else { m.redacted() }).collect())
+    }
+
+    // ---- typing cleanup ----
+
+    /// Sweeps expired typing indicators and tells their rooms `typing_stop`. Returns how many.
+    pub async fn sweep_typing(&self, endpoint: Option<&str>) -> Result<usize> {
+        let expired = self.store.sweep_expired_typing().await?;
+        for t in &expired {
+            let frame = ServerFrame::TypingStop { room_id: t.room_id, user_id: t.user_id.clone() };
+            let channels = [Channel::Typing(t.room_id)];
+            self.fan_out_room(endpoint, &t.tenant_id, t.room_id, &frame, Skip::User(&t.user_id), &channels).await?;
+        }
+        Ok(expired.len())
+    }
+
+    // ---- fan-out ----
+
+    async fn fan_out_room(
+        &self,
+        endpoint: Option<&str>,
+        tenant_id: &str,
+        room_id: Uuid,
+        frame: &ServerFrame,
+        skip: Skip<'_>,
+        channels: &[Channel],
+    ) -> Result<Vec<String>> {
+        let members = self.store.member_ids(tenant_id, room_id).await?;
+        self.deliver(endpoint, tenant_id, &members, frame, skip, channels).await
+    }
+
+    /// Posts the frame to every connection of the users and publishes it on the channels.
+    /// Returns the users at least one of whose connections took it.
+    async fn deliver(
+        &self,
+        endpoint: Option<&str>,
+        tenant_id: &str,
+        users: &[String],
+        frame: &ServerFrame,
+        skip: Skip<'_>,
+        channels: &[Channel],
+    ) -> Result<Vec<String>> {
+        let payload: Arc<str> = frame.to_json().into();
+        let targets = users
+            .iter()
+            .filter(|u| !matches!(skip, Skip::User(skipped) if skipped == u.as_str()))
+            .map(|u| (u.clone(), payload.clone()))
+            .collect();
+        let skip_connection = match skip {
+            Skip::Connection(own) => Some(own),
+            _ => None,
+        };
+        let (delivered, ()) = tokio::join!(
+            self.post_to_users(endpoint, tenant_id, targets, skip_connection),
+            self.publish(tenant_id, channels, frame)
+        );
+        delivered
+    }
+
+    /// Posts each user's own payload to all their connections; connections that answer Gone are
+    /// pruned. Returns the users at least one of whose connections took it.
+    async fn post_to_users(
+        &self,
+        endpoint: Option<&str>,
+        tenant_id: &str,
+        targets: Vec<(String, Arc<str>)>,
+        skip_connection: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let users: Vec<String> = targets.iter().map(|(u, _)| u.clone()).collect();
+        let connections = self.presence.connections_by_user(tenant_id, &users).await?;
+        let mut posts = Vec::new();
+        let mut owners = Vec::new();
+        for ((user, payload), connections) in targets.into_iter().zip(connections) {
+            for connection_id in connections.into_iter().filter(|c| Some(c.as_str()) != skip_connection) {
+                posts.push((connection_id, payload.clone()));
+                owners.push(user.clone());
+            }
+        }
+        self.post_each(endpoint, posts, owners).await
+    }
+
+    async fn post_each(
+        &self,
+        endpoint: Option<&str>,
+        posts: Vec<(String, Arc<str>)>,
+        owners: Vec<String>,
+    ) -> Result<Vec<String>> {
+        if posts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let endpoint =
+            endpoint.map(str::to_string).or_else(|| self.fanout.default_endpoint()).ok_or(ChatError::NoEndpoint)?;
+        let outcomes = self.fanout.post_many(&endpoint, &posts).await;
+        let mut delivered: Vec<String> = Vec::new();
+        for ((outcome, (connection_id, _)), owner) in outcomes.into_iter().zip(&posts).zip(owners) {
+            match outcome {
+                Outcome::Delivered if !delivered.contains(&owner) => delivered.push(owner),
+                Outcome::Gone => self.prune(connection_id).await?,
+                _ => {}
+            }
+        }
+        Ok(delivered)
+    }
+
+    async fn publish(&self, tenant_id: &str, channels: &[Channel], frame: &ServerFrame) {
+        if let Err(err) = channels::publish(self.presence.redis(), tenant_id, channels, frame).await {
+            tracing::warn!(error = %err, "publishing on redis channels failed");
+        }
+    }
+
+    /// Forgets a connection that answered Gone. Its rooms hear of it through the registry only:
+    /// telling them here would fan out again from inside a fan-out.
+    async fn prune(&self, connection_id: &str) -> Result<()> {
+        let Some(registered) = self.presence.lookup(connection_id).await? else {
+            return Ok(());
+        };
+        if Utc::now() - registered.connected_at
+            < chrono::Duration::from_std(self.config.prune_grace).unwrap_or_default()
+        {
+            return Ok(());
+        }
+        tracing::info!(connection_id, "pruning gone connection");
+        if let Some((caller, true)) = self.presence.unregister(connection_id).await? {
+            self.store.clear_typing(&caller.tenant_id, &caller.user_id).await?;
+            let now = Utc::now();
+            self.store.seen(&caller, now).await?;
+            self.presence.set_status(&caller.tenant_id, &caller.user_id, false, now).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The bucket a frame draws from: sending is limited apart from typing and from everything else.
+fn limit_of(frame: &ClientFrame) -> Limit {
+    use ClientFrame as F;
+    match frame {
+        F::SendMessage(_)
+        | F::EditMessage { .. }
+        | F::AddReaction { .. }
+        | F::RemoveReaction { .. }
+        | F::Announce { .. } => Limit::Messages,
+        F::TypingStart { .. } | F::TypingStop { .. } => Limit::Typing,
+        _ => Limit::Frames,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_leak_details() {
+        let frame = ChatError::NoEndpoint.to_frame();
+        assert!(
+            matches!(frame, ServerFrame::Error { code: "internal_error", ref message, .. } if message == "internal error")
+        );
+        assert_eq!(ChatError::PermissionDenied("x".into()).http_status(), 403);
+    }
+}

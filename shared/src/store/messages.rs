@@ -1,0 +1,464 @@
+//! Messages, their edits, reactions and receipts, and the unread counters they move.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::model::{Caller, Edit, Message, MessageType, Reaction, Receipt, Unread};
+use crate::protocol::Cursor;
+
+pub struct NewMessage<'a> {
+    pub room_id: Uuid,
+    pub message_type: MessageType,
+    pub content: &'a str,
+    pub attachments: serde_json::Value,
+    pub mentions: &'a [String],
+    pub reply_to: Option<Uuid>,
+    pub client_msg_id: Option<&'a str>,
+}
+
+pub enum Inserted {
+    /// Stored; `recipients` are the other members with their unread state after it.
+    New { message: Message, recipients: Vec<(String, Unread)> },
+    /// The sender's `client_msg_id` was stored before: this is that message.
+    Duplicate(Message),
+    /// `reply_to` names no message of the room.
+    ParentMissing,
+}
+
+pub struct ReadResult {
+    /// The ids that were marked (ids of other rooms or unknown ids are dropped).
+    pub message_ids: Vec<Uuid>,
+    pub unread: Unread,
+    pub read_at: DateTime<Utc>,
+}
+
+const MESSAGE_COLUMNS: &str = "id, seq, room_id, sender_id, sender_name, message_type, content, attachments, \
+     mentions, reply_to, reply_count, client_msg_id, created_at, edited_at, deleted_at, deleted_by";
+
+fn message_from_row(row: &Row) -> Result<Message, StoreError> {
+    let kind: String = row.get("message_type");
+    let attachments: serde_json::Value = row.get("attachments");
+    Ok(Message {
+        id: row.get("id"),
+        seq: row.get("seq"),
+        room_id: row.get("room_id"),
+        sender_id: row.get("sender_id"),
+        sender_name: row.get("sender_name"),
+        message_type: MessageType::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("message_type {kind}")))?,
+        content: row.get("content"),
+        attachments: serde_json::from_value(attachments).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        mentions: row.get("mentions"),
+        reply_to: row.get("reply_to"),
+        reply_count: row.get("reply_count"),
+        client_msg_id: row.get("client_msg_id"),
+        created_at: row.get("created_at"),
+        edited_at: row.get("edited_at"),
+        deleted_at: row.get("deleted_at"),
+        deleted_by: row.get("deleted_by"),
+        reactions: Vec::new(),
+    })
+}
+
+fn messages_from_rows(rows: &[Row]) -> Result<Vec<Message>, StoreError> {
+    rows.iter().map(message_from_row).collect()
+}
+
+impl Store {
+    /// Stores a message and, unless it is a system message, counts it unread (and mentioned)
+    /// for the other members; a reply also counts on its parent, which must be in the same room.
+    /// A `client_msg_id` the sender already used returns the stored message instead of a copy.
+    pub async fn insert_message(&self, sender: &Caller, new: NewMessage<'_>) -> Result<Inserted, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let inserted = tx
+            .query_opt(
+                &format!(
+                    "INSERT INTO chat_messages (id, tenant_id, room_id, sender_id, sender_name, message_type, content,
+                                                attachments, mentions, reply_to, client_msg_id)
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+                     WHERE $10::uuid IS NULL OR EXISTS (
+                         SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND room_id = $3 AND id = $10)
+                     ON CONFLICT (tenant_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
+                     RETURNING {MESSAGE_COLUMNS}"
+                ),
+                &[
+                    &Uuid::now_v7(),
+                    &sender.tenant_id,
+                    &new.room_id,
+                    &sender.user_id,
+                    &sender.display_name,
+                    &new.message_type.as_str(),
+                    &new.content,
+                    &new.attachments,
+                    &new.mentions,
+                    &new.reply_to,
+                    &new.client_msg_id,
+                ],
+            )
+            .await?;
+        let Some(row) = inserted else {
+            let existing = tx
+                .query_opt(
+                    &format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM chat_messages
+                         WHERE tenant_id = $1 AND sender_id = $2 AND client_msg_id = $3"
+                    ),
+                    &[&sender.tenant_id, &sender.user_id, &new.client_msg_id],
+                )
+                .await?;
+            return Ok(match existing {
+                Some(row) => Inserted::Duplicate(message_from_row(&row)?),
+                None => Inserted::ParentMissing,
+            });
+        };
+        if let Some(parent) = new.reply_to {
+            tx.execute(
+                "UPDATE chat_messages SET reply_count = reply_count + 1 WHERE tenant_id = $1 AND id = $2",
+                &[&sender.tenant_id, &parent],
+            )
+            .await?;
+        }
+        let counts = i32::from(new.message_type != MessageType::System);
+        let rows = tx
+            .query(
+                "UPDATE chat_room_participants
+                 SET unread_count = unread_count + $4,
+                     mention_count = mention_count + CASE WHEN user_id = ANY($5) THEN $4 ELSE 0 END
+                 WHERE tenant_id = $1 AND room_id = $2 AND user_id <> $3
+                 RETURNING user_id, unread_count, mention_count",
+                &[&sender.tenant_id, &new.room_id, &sender.user_id, &counts, &new.mentions],
+            )
+            .await?;
+        tx.commit().await?;
+        let recipients = rows
+            .iter()
+            .map(|r| (r.get(0), Unread { room_id: new.room_id, unread_count: r.get(1), mention_count: r.get(2) }))
+            .collect();
+        Ok(Inserted::New { message: message_from_row(&row)?, recipients })
+    }
+
+    pub async fn message(&self, tenant_id: &str, message_id: Uuid) -> Result<Option<Message>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!("SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE tenant_id = $1 AND id = $2"),
+                &[&tenant_id, &message_id],
+            )
+            .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
+    /// One page of a room's history in ascending order, and whether more lies beyond it.
+    /// Without `after` the page ends at `before` (or the newest message) and walks backwards.
+    pub async fn history(
+        &self,
+        tenant_id: &str,
+        room_id: Uuid,
+        before: Option<Cursor>,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, bool), StoreError> {
+        self.page("room_id = $2", tenant_id, &room_id, before, after, limit).await
+    }
+
+    /// One page of the replies to a message, oldest first.
+    pub async fn thread(
+        &self,
+        tenant_id: &str,
+        parent_id: Uuid,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, bool), StoreError> {
+        self.page("reply_to = $2", tenant_id, &parent_id, None, Some(after.unwrap_or(Cursor(0))), limit).await
+    }
+
+    async fn page(
+        &self,
+        scope: &str,
+        tenant_id: &str,
+        scope_id: &Uuid,
+        before: Option<Cursor>,
+        after: Option<Cursor>,
+        limit: u32,
+    ) -> Result<(Vec<Message>, bool), StoreError> {
+        let fetch = i64::from(limit) + 1;
+        let order = if after.is_some() { "ASC" } else { "DESC" };
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_messages
+             WHERE tenant_id = $1 AND {scope} AND seq > $3 AND seq < $4
+             ORDER BY seq {order} LIMIT $5"
+        );
+        let lower = after.map_or(0, |c| c.0);
+        let upper = before.map_or(i64::MAX, |c| c.0);
+        let rows = self.client().await?.query(&sql, &[&tenant_id, scope_id, &lower, &upper, &fetch]).await?;
+        let mut messages = messages_from_rows(&rows)?;
+        let has_more = messages.len() as i64 == fetch;
+        messages.truncate(limit as usize);
+        if after.is_none() {
+            messages.reverse();
+        }
+        Ok((messages, has_more))
+    }
+
+    /// Full-text search in the rooms the user belongs to (or one of them), best matches first;
+    /// deleted messages are never found.
+    pub async fn search(
+        &self,
+        searcher: &Caller,
+        query: &str,
+        room_id: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM chat_messages m, websearch_to_tsquery('simple', $2) q
+                     WHERE m.tenant_id = $1 AND m.search_vector @@ q AND m.deleted_at IS NULL
+                       AND m.room_id IN (SELECT p.room_id FROM chat_room_participants p
+                                         WHERE p.tenant_id = $1 AND p.user_id = $3)
+                       AND ($4::uuid IS NULL OR m.room_id = $4)
+                     ORDER BY ts_rank(m.search_vector, q) DESC, m.seq DESC
+                     LIMIT $5"
+                ),
+                &[&searcher.tenant_id, &query, &searcher.user_id, &room_id, &i64::from(limit)],
+            )
+            .await?;
+        messages_from_rows(&rows)
+    }
+
+    /// Reactions of the messages, grouped per emoji in first-reaction order.
+    pub async fn reactions(&self, tenant_id: &str, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<Reaction>>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT message_id, emoji, array_agg(user_id ORDER BY created_at, user_id)
+                 FROM chat_message_reactions WHERE tenant_id = $1 AND message_id = ANY($2)
+                 GROUP BY message_id, emoji ORDER BY message_id, min(created_at), emoji",
+                &[&tenant_id, &ids],
+            )
+            .await?;
+        let mut map: HashMap<Uuid, Vec<Reaction>> = HashMap::new();
+        for row in rows {
+            let users: Vec<String> = row.get(2);
+            map.entry(row.get(0)).or_default().push(Reaction { emoji: row.get(1), count: users.len(), users });
+        }
+        Ok(map)
+    }
+
+    /// Adds (true) or removes (false) the user's reaction; returns whether anything changed.
+    pub async fn set_reaction(
+        &self,
+        tenant_id: &str,
+        message_id: Uuid,
+        user_id: &str,
+        emoji: &str,
+        on: bool,
+    ) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let n = if on {
+            client
+                .execute(
+                    "INSERT INTO chat_message_reactions (message_id, tenant_id, user_id, emoji)
+                     VALUES ($2, $1, $3, $4) ON CONFLICT DO NOTHING",
+                    &[&tenant_id, &message_id, &user_id, &emoji],
+                )
+                .await?
+        } else {
+            client
+                .execute(
+                    "DELETE FROM chat_message_reactions
+                     WHERE tenant_id = $1 AND message_id = $2 AND user_id = $3 AND emoji = $4",
+                    &[&tenant_id, &message_id, &user_id, &emoji],
+                )
+                .await?
+        };
+        Ok(n == 1)
+    }
+
+    /// Replaces the content, keeping the previous one as a numbered version.
+    pub async fn edit_message(&self, editor: &Caller, message_id: Uuid, content: &str) -> Result<Message, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "INSERT INTO chat_message_edits (message_id, tenant_id, version, content, edited_by, edited_at)
+             SELECT m.id, m.tenant_id,
+                    1 + (SELECT count(*) FROM chat_message_edits e WHERE e.tenant_id = $1 AND e.message_id = m.id),
+                    m.content, $3, COALESCE(m.edited_at, m.created_at)
+             FROM chat_messages m WHERE m.tenant_id = $1 AND m.id = $2
+             FOR UPDATE",
+            &[&editor.tenant_id, &message_id, &editor.user_id],
+        )
+        .await?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "UPDATE chat_messages SET content = $3, edited_at = now()
+                     WHERE tenant_id = $1 AND id = $2 RETURNING {MESSAGE_COLUMNS}"
+                ),
+                &[&editor.tenant_id, &message_id, &content],
+            )
+            .await?;
+        tx.commit().await?;
+        message_from_row(&row)
+    }
+
+    /// Earlier versions of a message, oldest first. Each holds the content as it was until the
+    /// next edit, with who wrote that version and when.
+    pub async fn edit_history(&self, tenant_id: &str, message_id: Uuid) -> Result<Vec<Edit>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT version, content, edited_by, edited_at FROM chat_message_edits
+                 WHERE tenant_id = $1 AND message_id = $2 ORDER BY version",
+                &[&tenant_id, &message_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Edit { version: r.get(0), content: r.get(1), edited_by: r.get(2), edited_at: r.get(3) })
+            .collect())
+    }
+
+    /// Soft-deletes a message (the content stays for admins and the audit trail) and takes it
+    /// out of the unread counts of those who had not read it. None when it was already deleted.
+    pub async fn delete_message(&self, by: &Caller, message_id: Uuid) -> Result<Option<Message>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_opt(
+                &format!(
+                    "UPDATE chat_messages SET deleted_at = now(), deleted_by = $3
+                     WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
+                ),
+                &[&by.tenant_id, &message_id, &by.user_id],
+            )
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let message = message_from_row(&row)?;
+        if message.message_type != MessageType::System {
+            tx.execute(
+                "UPDATE chat_room_participants
+                 SET unread_count = GREATEST(unread_count - 1, 0),
+                     mention_count = GREATEST(mention_count - CASE WHEN user_id = ANY($5) THEN 1 ELSE 0 END, 0)
+                 WHERE tenant_id = $1 AND room_id = $2 AND user_id <> $3 AND last_read_seq < $4",
+                &[&by.tenant_id, &message.room_id, &message.sender_id, &message.seq, &message.mentions],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(message))
+    }
+
+    /// Records that the users' connections were handed the message.
+    pub async fn mark_delivered(&self, tenant_id: &str, message_id: Uuid, users: &[String]) -> Result<(), StoreError> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO chat_message_receipts (message_id, tenant_id, user_id, delivered_at)
+                 SELECT $2, $1, u, now() FROM unnest($3::text[]) AS u
+                 ON CONFLICT (message_id, user_id) DO UPDATE
+                   SET delivered_at = COALESCE(chat_message_receipts.delivered_at, now())",
+                &[&tenant_id, &message_id, &users],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Who was delivered and who read the message. Reading up to a later message reads this one too.
+    pub async fn receipts(
+        &self,
+        tenant_id: &str,
+        message: &Message,
+    ) -> Result<(Vec<Receipt>, Vec<Receipt>), StoreError> {
+        let client = self.client().await?;
+        let delivered = client
+            .query(
+                "SELECT user_id, delivered_at FROM chat_message_receipts
+                 WHERE tenant_id = $1 AND message_id = $2 AND delivered_at IS NOT NULL ORDER BY delivered_at, user_id",
+                &[&tenant_id, &message.id],
+            )
+            .await?;
+        let read = client
+            .query(
+                // Members who joined after the message start with it read: their join time stands in.
+                "SELECT p.user_id, COALESCE(r.read_at, p.last_read_at, p.joined_at) AS at
+                 FROM chat_room_participants p
+                 LEFT JOIN chat_message_receipts r
+                   ON r.tenant_id = p.tenant_id AND r.message_id = $3 AND r.user_id = p.user_id
+                 WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id <> $5
+                   AND (p.last_read_seq >= $4 OR r.read_at IS NOT NULL)
+                 ORDER BY at, p.user_id",
+                &[&tenant_id, &message.room_id, &message.id, &message.seq, &message.sender_id],
+            )
+            .await?;
+        let receipts = |rows: Vec<Row>| rows.iter().map(|r| Receipt { user_id: r.get(0), at: r.get(1) }).collect();
+        Ok((receipts(delivered), receipts(read)))
+    }
+
+    /// Marks messages read for the user: a read receipt for each id named, and the room's read
+    /// position moved up to the newest of them (or to the newest message when none is named);
+    /// the unread counters are recounted from the new position.
+    pub async fn mark_read(&self, reader: &Caller, room_id: Uuid, ids: &[Uuid]) -> Result<ReadResult, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let marked: Vec<Row> = tx
+            .query(
+                "INSERT INTO chat_message_receipts (message_id, tenant_id, user_id, read_at)
+                 SELECT id, tenant_id, $3, now() FROM chat_messages
+                 WHERE tenant_id = $1 AND room_id = $2 AND id = ANY($4) AND sender_id <> $3
+                 ON CONFLICT (message_id, user_id) DO UPDATE SET read_at = COALESCE(chat_message_receipts.read_at, now())
+                 RETURNING message_id",
+                &[&reader.tenant_id, &room_id, &reader.user_id, &ids],
+            )
+            .await?;
+        let moved = tx
+            .query_one(
+                "UPDATE chat_room_participants p
+                 SET last_read_seq = GREATEST(p.last_read_seq, COALESCE(
+                         (SELECT max(seq) FROM chat_messages m
+                          WHERE m.tenant_id = $1 AND m.room_id = $2
+                            AND (cardinality($4::uuid[]) = 0 OR m.id = ANY($4))),
+                         0)),
+                     last_read_at = now()
+                 WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = $3
+                 RETURNING last_read_seq, last_read_at",
+                &[&reader.tenant_id, &room_id, &reader.user_id, &ids],
+            )
+            .await?;
+        let position: i64 = moved.get(0);
+        let row = tx
+            .query_one(
+                "UPDATE chat_room_participants p
+                 SET unread_count = c.unread, mention_count = c.mentioned
+                 FROM (SELECT count(*)::int AS unread, count(*) FILTER (WHERE $3 = ANY(m.mentions))::int AS mentioned
+                       FROM chat_messages m
+                       WHERE m.tenant_id = $1 AND m.room_id = $2 AND m.seq > $4
+                         AND m.sender_id <> $3 AND m.deleted_at IS NULL AND m.message_type <> 'system') c
+                 WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = $3
+                 RETURNING p.unread_count, p.mention_count",
+                &[&reader.tenant_id, &room_id, &reader.user_id, &position],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(ReadResult {
+            message_ids: marked.iter().map(|r| r.get(0)).collect(),
+            unread: Unread { room_id, unread_count: row.get(0), mention_count: row.get(1) },
+            read_at: moved.get(1),
+        })
+    }
+}

@@ -1,0 +1,84 @@
+//! Postgres persistence. Each submodule holds the SQL of one table group; every statement
+//! filters on the tenant, except the typing-expiry sweep, which is system-wide by nature.
+
+mod messages;
+mod metrics;
+mod migrations;
+mod rooms;
+mod typing;
+mod users;
+
+pub use messages::{Inserted, NewMessage, ReadResult};
+pub use metrics::{RoomMetrics, TenantMetrics};
+pub use migrations::{migrate, MIGRATIONS};
+pub use rooms::{Membership, NewRoom};
+pub use typing::ExpiredTyping;
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("invalid database configuration: {0}")]
+    Config(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// The database is unreachable, gone or too slow (a statement timed out): worth a retry.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Pool(_) => true,
+            StoreError::Db(e) => e.is_closed() || e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED),
+            _ => false,
+        }
+    }
+}
+
+/// The pool of Postgres connections, created once per process and shared by every handler.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// A pool of at most `max_size` connections. Getting a connection, and every statement,
+    /// gives up after `timeout`, so an unreachable or stuck database answers with an error.
+    pub fn connect(database_url: &str, max_size: usize, timeout: Duration) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config =
+            database_url.parse().map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
+        config.connect_timeout(timeout).options(format!("-c statement_timeout={}", timeout.as_millis()));
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(max_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout))
+            .create_timeout(Some(timeout))
+            .recycle_timeout(Some(timeout))
+            .build()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client().await?.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        Ok(self.pool.get().await?)
+    }
+
+    pub async fn migrate(&self) -> Result<Vec<&'static str>, StoreError> {
+        let mut client = self.client().await?;
+        migrate(&mut client).await
+    }
+}

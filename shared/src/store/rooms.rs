@@ -1,0 +1,423 @@
+//! Rooms, participants and bans.
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::{Store, StoreError};
+use crate::model::{Caller, Participant, Role, Room, RoomSummary, RoomType, Unread};
+
+pub struct NewRoom<'a> {
+    pub name: &'a str,
+    pub description: Option<&'a str>,
+    pub room_type: RoomType,
+    pub is_private: bool,
+    /// Other users added at creation, as members.
+    pub members: &'a [String],
+}
+
+/// The caller's standing in a room.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    pub role: Role,
+    pub muted_until: Option<DateTime<Utc>>,
+}
+
+const ROOM_COLUMNS: &str = "id, name, description, room_type, is_private, created_by, created_at";
+const PARTICIPANT_COLUMNS: &str = "user_id, display_name, role, joined_at";
+
+fn room_from_row(row: &Row) -> Result<Room, StoreError> {
+    let room_type: String = row.get("room_type");
+    Ok(Room {
+        id: row.get("id"),
+        name: row.get("name"),
+        description: row.get("description"),
+        room_type: RoomType::parse(&room_type).ok_or_else(|| StoreError::Corrupt(format!("room_type {room_type}")))?,
+        is_private: row.get("is_private"),
+        created_by: row.get("created_by"),
+        created_at: row.get("created_at"),
+    })
+}
+
+fn role_of(text: &str) -> Result<Role, StoreError> {
+    Role::parse(text).ok_or_else(|| StoreError::Corrupt(format!("role {text}")))
+}
+
+fn participant_from_row(row: &Row) -> Result<Participant, StoreError> {
+    Ok(Participant {
+        user_id: row.get("user_id"),
+        display_name: row.get("display_name"),
+        role: role_of(row.get("role"))?,
+        joined_at: row.get("joined_at"),
+    })
+}
+
+/// The one key a pair of users' direct room has, whoever creates it.
+fn direct_key(a: &str, b: &str) -> String {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    format!("{}:{lo}{hi}", lo.len())
+}
+
+impl Store {
+    /// Creates a room with the creator as admin. For a direct room that already exists for the
+    /// pair, returns that room instead; the flag says whether a room was created.
+    pub async fn create_room(&self, creator: &Caller, new: NewRoom<'_>) -> Result<(Room, bool), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let key = match (new.room_type, new.members) {
+            (RoomType::Direct, [other]) => Some(direct_key(&creator.user_id, other)),
+            _ => None,
+        };
+        let inserted = tx
+            .query_opt(
+                &format!(
+                    "INSERT INTO chat_rooms (id, tenant_id, name, description, room_type, is_private, direct_key, created_by)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (tenant_id, direct_key) WHERE direct_key IS NOT NULL DO NOTHING
+                     RETURNING {ROOM_COLUMNS}"
+                ),
+                &[
+                    &Uuid::now_v7(),
+                    &creator.tenant_id,
+                    &new.name,
+                    &new.description,
+                    &new.room_type.as_str(),
+                    &new.is_private,
+                    &key,
+                    &creator.user_id,
+                ],
+            )
+            .await?;
+        let Some(row) = inserted else {
+            let row = tx
+                .query_one(
+                    &format!("SELECT {ROOM_COLUMNS} FROM chat_rooms WHERE tenant_id = $1 AND direct_key = $2"),
+                    &[&creator.tenant_id, &key],
+                )
+                .await?;
+            return Ok((room_from_row(&row)?, false));
+        };
+        let room = room_from_row(&row)?;
+        // A direct room has no admin; a support room's creator is the customer, the agents moderate.
+        let creator_role = match new.room_type {
+            RoomType::Direct | RoomType::Support => Role::Member,
+            RoomType::Group | RoomType::Broadcast => Role::Admin,
+        };
+        tx.execute(
+            "INSERT INTO chat_room_participants (room_id, tenant_id, user_id, display_name, role)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[&room.id, &creator.tenant_id, &creator.user_id, &creator.display_name, &creator_role.as_str()],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO chat_room_participants (room_id, tenant_id, user_id, role)
+             SELECT $1, $2, u, 'member' FROM unnest($3::text[]) AS u
+             ON CONFLICT DO NOTHING",
+            &[&room.id, &creator.tenant_id, &new.members],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((room, true))
+    }
+
+    pub async fn room(&self, tenant_id: &str, room_id: Uuid) -> Result<Option<Room>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!("SELECT {ROOM_COLUMNS} FROM chat_rooms WHERE tenant_id = $1 AND id = $2"),
+                &[&tenant_id, &room_id],
+            )
+            .await?;
+        row.as_ref().map(room_from_row).transpose()
+    }
+
+    pub async fn membership(
+        &self,
+        tenant_id: &str,
+        room_id: Uuid,
+        user_id: &str,
+    ) -> Result<Option<Membership>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT role, muted_until FROM chat_room_participants
+                 WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
+                &[&tenant_id, &room_id, &user_id],
+            )
+            .await?;
+        row.map(|r| Ok(Membership { role: role_of(r.get(0))?, muted_until: r.get(1) })).transpose()
+    }
+
+    pub async fn participants(&self, tenant_id: &str, room_id: Uuid) -> Result<Vec<Participant>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {PARTICIPANT_COLUMNS} FROM chat_room_participants
+                     WHERE tenant_id = $1 AND room_id = $2 ORDER BY joined_at, user_id"
+                ),
+                &[&tenant_id, &room_id],
+            )
+            .await?;
+        rows.iter().map(participant_from_row).collect()
+    }
+
+    pub async fn member_ids(&self, tenant_id: &str, room_id: Uuid) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT user_id FROM chat_room_participants WHERE tenant_id = $1 AND room_id = $2",
+                &[&tenant_id, &room_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Everyone who shares at least one room with `user_id`, the user excluded.
+    pub async fn contacts(&self, tenant_id: &str, user_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT DISTINCT other.user_id FROM chat_room_participants me
+                 JOIN chat_room_participants other
+                   ON other.room_id = me.room_id AND other.tenant_id = me.tenant_id
+                 WHERE me.tenant_id = $1 AND me.user_id = $2 AND other.user_id <> $2",
+                &[&tenant_id, &user_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Adds users as members (unknown display names stay empty until they join themselves).
+    /// Returns those who were not members already. New members start with everything read.
+    pub async fn add_participants(
+        &self,
+        tenant_id: &str,
+        room_id: Uuid,
+        users: &[(String, Option<String>)],
+        role: Role,
+    ) -> Result<Vec<String>, StoreError> {
+        let (ids, names): (Vec<&str>, Vec<Option<&str>>) =
+            users.iter().map(|(u, n)| (u.as_str(), n.as_deref())).unzip();
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "INSERT INTO chat_room_participants (room_id, tenant_id, user_id, display_name, role, last_read_seq)
+                 SELECT r.id, r.tenant_id, u.id, u.name, $5,
+                        COALESCE((SELECT max(seq) FROM chat_messages m WHERE m.tenant_id = $1 AND m.room_id = $2), 0)
+                 FROM chat_rooms r, unnest($3::text[], $4::text[]) AS u(id, name)
+                 WHERE r.tenant_id = $1 AND r.id = $2
+                 ON CONFLICT (room_id, user_id) DO NOTHING
+                 RETURNING user_id",
+                &[&tenant_id, &room_id, &ids, &names, &role.as_str()],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Adds the caller as a member; false when they already were one.
+    pub async fn add_participant(&self, caller: &Caller, room_id: Uuid, role: Role) -> Result<bool, StoreError> {
+        let user = [(caller.user_id.clone(), Some(caller.display_name.clone()))];
+        Ok(!self.add_participants(&caller.tenant_id, room_id, &user, role).await?.is_empty())
+    }
+
+    pub async fn set_role(
+        &self,
+        tenant_id: &str,
+        room_id: Uuid,
+        user_id: &str,
+        role: Role,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE chat_room_participants SET role = $4 WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
+                &[&tenant_id, &room_id, &user_id, &role.as_str()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub async fn admin_count(&self, tenant_id: &str, room_id: Uuid) -> Result<i64, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM chat_room_participants WHERE tenant_id = $1 AND room_id = $2 AND role = 'admin'",
+                &[&tenant_id, &room_id],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// Mutes the member until the given time, or unmutes with None; false when not a member.
+    pub async fn set_muted_until(
+        &self,
+        tenant_id: &str,
+        room_id: Uuid,
+        user_id: &str,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE chat_room_participants SET muted_until = $4 WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
+                &[&tenant_id, &room_id, &user_id, &until],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Removes the member and records the ban, so they cannot rejoin.
+    pub async fn ban(&self, by: &Caller, room_id: Uuid, user_id: &str, reason: Option<&str>) -> Result<(), StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.execute(
+            "DELETE FROM chat_room_participants WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
+            &[&by.tenant_id, &room_id, &user_id],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO chat_room_bans (room_id, tenant_id, user_id, banned_by, reason)
+             SELECT id, tenant_id, $3, $4, $5 FROM chat_rooms WHERE tenant_id = $1 AND id = $2
+             ON CONFLICT (room_id, user_id) DO UPDATE SET banned_by = EXCLUDED.banned_by, reason = EXCLUDED.reason",
+            &[&by.tenant_id, &room_id, &user_id, &by.user_id, &reason],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn unban(&self, tenant_id: &str, room_id: Uuid, user_id: &str) -> Result<bool, StoreError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "DELETE FROM chat_room_bans WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
+                &[&tenant_id, &room_id, &user_id],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Changes the given settings of a room and returns it as it now is.
+    pub async fn update_room(
+        &self,
+        tenant_id: &str,
+        room_id: Uuid,
+        name: Option<&str>,
+        description: Option<&str>,
+        is_private: Option<bool>,
+    ) -> Result<Option<Room>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!(
+                    "UPDATE chat_rooms SET name = COALESCE($3, name), description = COALESCE($4, description),
+                            is_private = COALESCE($5, is_private), updated_at = now()
+                     WHERE tenant_id = $1 AND id = $2 RETURNING {ROOM_COLUMNS}"
+                ),
+                &[&tenant_id, &room_id, &name, &description, &is_private],
+            )
+            .await?;
+        row.as_ref().map(room_from_row).transpose()
+    }
+
+    /// The user's rooms (optionally of one type) with their role and unread state, newest first.
+    /// With `all_support`, every support room of the tenant is listed too (for support agents).
+    pub async fn rooms_of(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        room_type: Option<RoomType>,
+        all_support: bool,
+    ) -> Result<Vec<RoomSummary>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {ROOM_COLUMNS}, p.role, COALESCE(p.unread_count, 0) AS unread_count,
+                            COALESCE(p.mention_count, 0) AS mention_count,
+                            (SELECT count(*) FROM chat_room_participants c WHERE c.tenant_id = $1 AND c.room_id = r.id) AS members
+                     FROM chat_rooms r
+                     LEFT JOIN chat_room_participants p ON p.tenant_id = r.tenant_id AND p.room_id = r.id AND p.user_id = $2
+                     WHERE r.tenant_id = $1 AND ($3::text IS NULL OR r.room_type = $3)
+                       AND (p.user_id IS NOT NULL OR ($4 AND r.room_type = 'support'))
+                     ORDER BY r.created_at DESC"
+                ),
+                &[&tenant_id, &user_id, &room_type.map(RoomType::as_str), &all_support],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RoomSummary {
+                    room: room_from_row(row)?,
+                    role: row.get::<_, Option<&str>>("role").map(role_of).transpose()?,
+                    unread_count: row.get("unread_count"),
+                    mention_count: row.get("mention_count"),
+                    participant_count: row.get("members"),
+                })
+            })
+            .collect()
+    }
+
+    /// The rooms where the user has something unread or a mention.
+    pub async fn unread_summary(&self, tenant_id: &str, user_id: &str) -> Result<Vec<Unread>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT room_id, unread_count, mention_count FROM chat_room_participants
+                 WHERE tenant_id = $1 AND user_id = $2 AND (unread_count > 0 OR mention_count > 0)
+                 ORDER BY room_id",
+                &[&tenant_id, &user_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| Unread { room_id: r.get(0), unread_count: r.get(1), mention_count: r.get(2) }).collect())
+    }
+
+    pub async fn remove_participant(&self, tenant_id: &str, room_id: Uuid, user_id: &str) -> Result<bool, StoreError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "DELETE FROM chat_room_participants WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
+                &[&tenant_id, &room_id, &user_id],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub async fn is_banned(&self, tenant_id: &str, room_id: Uuid, user_id: &str) -> Result<bool, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM chat_room_bans WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3)",
+                &[&tenant_id, &room_id, &user_id],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::direct_key;
+
+    #[test]
+    fn direct_key_is_symmetric_and_unambiguous() {
+        assert_eq!(direct_key("a", "b"), direct_key("b", "a"));
+        assert_ne!(direct_key("ab", "c"), direct_key("a", "bc"));
+    }
+}

@@ -1,0 +1,40 @@
+//! Users as the chat has seen them: display name and last-seen time.
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, StoreError};
+use crate::model::Caller;
+
+impl Store {
+    /// Records the user's name and that they were seen now (on connect and on going offline).
+    pub async fn seen(&self, caller: &Caller, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO chat_users (tenant_id, user_id, display_name, last_seen_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (tenant_id, user_id) DO UPDATE
+                   SET display_name = EXCLUDED.display_name, last_seen_at = EXCLUDED.last_seen_at",
+                &[&caller.tenant_id, &caller.user_id, &caller.display_name, &at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Last-seen times of the users the chat has seen.
+    pub async fn last_seen(
+        &self,
+        tenant_id: &str,
+        users: &[String],
+    ) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT user_id, last_seen_at FROM chat_users
+                 WHERE tenant_id = $1 AND user_id = ANY($2) AND last_seen_at IS NOT NULL",
+                &[&tenant_id, &users],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}

@@ -1,0 +1,287 @@
+//! Hostile clients: rate limits, strict input, forged identities and tenant isolation.
+
+use integration_tests::{spawn_app_with, test_config, Client, TestApp};
+use serde_json::{json, Value};
+use shared::ratelimit::{Rate, RateLimits};
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+fn code(frame: &Value) -> &str {
+    assert_eq!(frame["type"], "error", "expected an error, got {frame}");
+    frame["code"].as_str().unwrap()
+}
+
+async fn app_with_limits(limits: RateLimits) -> TestApp {
+    let mut config = test_config().await;
+    config.rate_limits = limits;
+    spawn_app_with(config).await
+}
+
+/// A limit that does not refill within a test: exactly `burst` tokens.
+fn only(burst: u32) -> Rate {
+    Rate::new(0.001, burst)
+}
+
+fn refused(
+    result: Result<integration_tests::Ws, WsError>,
+) -> tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>> {
+    match result {
+        Err(WsError::Http(response)) => *response,
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("connection was accepted"),
+    }
+}
+
+#[tokio::test]
+async fn messages_over_the_limit_get_rate_limited_with_a_retry_time_and_are_not_stored() {
+    let app = app_with_limits(RateLimits { messages: only(3), ..RateLimits::OFF }).await;
+    let mut alice = app.connect("alice").await;
+    let room = app.room(&mut alice, &mut [], json!({})).await;
+    for i in 0..3 {
+        let ack = alice.request(json!({ "type": "send_message", "room_id": room, "content": format!("m{i}") })).await;
+        assert_eq!(ack["type"], "message_sent");
+    }
+    let limited = alice.request(json!({ "type": "send_message", "room_id": room, "content": "one too many" })).await;
+    assert_eq!(code(&limited), "rate_limited");
+    assert!(limited["retry_after_ms"].as_u64().unwrap() > 0);
+    assert_eq!(app.scalar("SELECT count(*) FROM chat_messages").await, 3);
+    // Other frames draw from their own bucket.
+    assert_eq!(alice.request(json!({ "type": "get_history", "room_id": room })).await["type"], "history");
+}
+
+#[tokio::test]
+async fn typing_frames_have_their_own_limit() {
+    let app = app_with_limits(RateLimits { typing: only(2), ..RateLimits::OFF }).await;
+    let mut alice = app.connect("alice").await;
+    let room = app.room(&mut alice, &mut [], json!({})).await;
+    alice.send(json!({ "type": "typing_start", "room_id": room })).await;
+    alice.send(json!({ "type": "typing_stop", "room_id": room })).await;
+    alice.send(json!({ "type": "typing_start", "room_id": room })).await;
+    assert_eq!(code(&alice.expect("error").await), "rate_limited");
+    assert_eq!(
+        alice.request(json!({ "type": "send_message", "room_id": room, "content": "fine" })).await["type"],
+        "message_sent"
+    );
+}
+
+#[tokio::test]
+async fn connection_attempts_are_limited_per_user_and_per_ip_with_retry_after() {
+    let app = app_with_limits(RateLimits { connects_per_user: only(2), ..RateLimits::OFF }).await;
+    let _one = app.connect("alice").await;
+    let _two = app.connect("alice").await;
+    let response = refused(app.open(&app.token("alice")).await);
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().get("retry-after").is_some());
+    let _bob = app.connect("bob").await;
+
+    // Buckets per IP span tenants and runs: this test's client gets an address of its own.
+    let app = app_with_limits(RateLimits { connects_per_ip: only(3), ..RateLimits::OFF }).await;
+    let random_ip = || {
+        let [b, c, d, ..] = uuid::Uuid::new_v4().into_bytes();
+        std::net::Ipv4Addr::new(127, b, c, d.max(2))
+    };
+    let ip = random_ip();
+    app.open_from(ip, &app.token("a")).await.unwrap();
+    assert_eq!(refused(app.open_from(ip, "forged-token").await).status(), 401);
+    app.open_from(ip, &app.token("b")).await.unwrap();
+    // The IP's budget is spent, whatever the token; other addresses are unaffected.
+    assert_eq!(refused(app.open_from(ip, &app.token("c")).await).status(), 429);
+    assert_eq!(refused(app.open_from(ip, "forged-token").await).status(), 429);
+    app.open_from(random_ip(), &app.token("c")).await.unwrap();
+}
+
+#[tokio::test]
+async fn limits_hold_across_instances_because_they_live_in_redis() {
+    let mut config = test_config().await;
+    config.rate_limits = RateLimits { messages: only(3), ..RateLimits::OFF };
+    let first = spawn_app_with(config.clone()).await;
+    let mut second = spawn_app_with(config).await;
+    second.tenant = first.tenant.clone();
+    let mut on_first = first.connect("alice").await;
+    let room = first.room(&mut on_first, &mut [], json!({})).await;
+    let mut on_second = second.connect("alice").await;
+    let send = |content: &str| json!({ "type": "send_message", "room_id": room, "content": content });
+    assert_eq!(on_first.request(send("1")).await["type"], "message_sent");
+    assert_eq!(on_second.request(send("2")).await["type"], "message_sent");
+    assert_eq!(on_first.request(send("3")).await["type"], "message_sent");
+    assert_eq!(code(&on_second.request(send("4")).await), "rate_limited");
+}
+
+#[tokio::test]
+async fn strict_input_gets_precise_errors() {
+    let app = app_with_limits(RateLimits::OFF).await;
+    let mut alice = app.connect("alice").await;
+    let room = app.room(&mut alice, &mut [], json!({})).await;
+    let cases = [
+        (json!({ "type": "send_message", "room_id": room, "content": "x", "sender_id": "bob" }), "invalid_frame"),
+        (json!({ "type": "join_room", "room_id": room, "tenant_id": "other" }), "invalid_frame"),
+        (json!({ "type": "send_message", "room_id": room, "content": "x".repeat(10_001) }), "validation_error"),
+        (json!({ "type": "create_room", "room_type": "group", "name": "n".repeat(101) }), "validation_error"),
+        (
+            json!({ "type": "create_room", "room_type": "group", "name": "ok", "participants": [""] }),
+            "validation_error",
+        ),
+        (json!({ "type": "get_thread", "message_id": 12 }), "invalid_frame"),
+        (json!({ "type": "mute_user", "room_id": room, "user_id": "bob", "duration_seconds": -1 }), "invalid_frame"),
+        (json!({ "type": "get_presence", "user_ids": vec!["u"; 101] }), "validation_error"),
+        (json!({ "type": "send_message", "room_id": room, "content": "nul \u{0} byte" }), "invalid_frame"),
+        (json!({ "type": "create_room", "room_type": "group", "name": "a\u{0}b" }), "invalid_frame"),
+    ];
+    for (frame, expected) in cases {
+        let reply = alice.request(frame.clone()).await;
+        assert_eq!(code(&reply), expected, "{frame}");
+    }
+    let nested = format!("{{\"type\":\"ping\",\"x\":{}{}}}", "[".repeat(500), "]".repeat(500));
+    alice.send_text(nested).await;
+    assert_eq!(code(&alice.expect("error").await), "invalid_json");
+    // Past API Gateway's 128 KB the connection is closed, as API Gateway does.
+    alice.send_text(format!("{{\"type\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(130 * 1024))).await;
+    let next = futures::StreamExt::next(&mut alice.ws).await;
+    assert!(!matches!(next, Some(Ok(tokio_tungstenite::tungstenite::Message::Text(_)))), "{next:?}");
+    assert_eq!(app.scalar("SELECT count(*) FROM chat_messages").await, 0);
+}
+
+/// Every frame a user of tenant B can aim at tenant A's ids. Each must fail without a trace of A.
+fn attacks(room: &str, message: &str, own_room: &str) -> Vec<Value> {
+    let user = "alice";
+    vec![
+        json!({ "type": "join_room", "room_id": room }),
+        json!({ "type": "leave_room", "room_id": room }),
+        json!({ "type": "send_message", "room_id": room, "content": "hi" }),
+        json!({ "type": "send_message", "room_id": own_room, "content": "hi", "reply_to": message }),
+        json!({ "type": "typing_start", "room_id": room }),
+        json!({ "type": "typing_stop", "room_id": room }),
+        json!({ "type": "mark_read", "room_id": room }),
+        json!({ "type": "get_history", "room_id": room }),
+        json!({ "type": "update_room", "room_id": room, "name": "pwned" }),
+        json!({ "type": "invite", "room_id": room, "user_ids": ["mallory"] }),
+        json!({ "type": "remove_participant", "room_id": room, "user_id": user }),
+        json!({ "type": "set_role", "room_id": room, "user_id": "mallory", "role": "admin" }),
+        json!({ "type": "mute_user", "room_id": room, "user_id": user }),
+        json!({ "type": "unmute_user", "room_id": room, "user_id": user }),
+        json!({ "type": "ban_user", "room_id": room, "user_id": user }),
+        json!({ "type": "unban_user", "room_id": room, "user_id": user }),
+        json!({ "type": "edit_message", "message_id": message, "content": "pwned" }),
+        json!({ "type": "delete_message", "message_id": message }),
+        json!({ "type": "get_edit_history", "message_id": message }),
+        json!({ "type": "add_reaction", "message_id": message, "emoji": "💀" }),
+        json!({ "type": "remove_reaction", "message_id": message, "emoji": "👍" }),
+        json!({ "type": "get_thread", "message_id": message }),
+        json!({ "type": "get_receipts", "message_id": message }),
+    ]
+}
+
+#[tokio::test]
+async fn a_user_of_another_tenant_reaches_nothing_of_tenant_a() {
+    let config = test_config().await;
+    let a = spawn_app_with(config.clone()).await;
+    let mut b = spawn_app_with(config).await;
+    b.tenant = format!("{}-b", a.tenant);
+    let mut alice = a.connect("alice").await;
+    let mut bob = a.connect("bob").await;
+    let room = a.room(&mut alice, &mut [&mut bob], json!({ "name": "Tenant A secrets" })).await;
+    let sent = alice.request(json!({ "type": "send_message", "room_id": room, "content": "A's secret" })).await;
+    bob.expect("new_message").await;
+    let message = sent["message"]["id"].as_str().unwrap().to_string();
+    alice.request(json!({ "type": "add_reaction", "message_id": message, "emoji": "👍" })).await;
+    bob.expect("reaction_added").await;
+
+    let mut mallory: Client = b.connect("mallory").await;
+    let own_room = b.room(&mut mallory, &mut [], json!({ "name": "B's room" })).await;
+    let mut attempts = 0;
+    for frame in attacks(&room, &message, &own_room) {
+        let reply = mallory.request(frame.clone()).await;
+        attempts += 1;
+        assert_eq!(code(&reply), "not_found", "{frame} -> {reply}");
+        assert!(!reply.to_string().contains("A's secret") && !reply.to_string().contains("Tenant A"));
+    }
+    // Reading ids of A's messages in B's own room marks nothing.
+    let read = mallory.request(json!({ "type": "mark_read", "room_id": own_room, "message_ids": [message] })).await;
+    attempts += 1;
+    assert_eq!(read["message_ids"], json!([]));
+    // A's users look unknown from B, and B's rooms hold none of A's.
+    let presence = mallory.request(json!({ "type": "get_presence", "user_ids": ["alice", "bob"] })).await;
+    attempts += 1;
+    assert!(presence["users"].as_array().unwrap().iter().all(|u| u["status"] == "offline" && u["last_seen"].is_null()));
+    let rooms = mallory.request(json!({ "type": "list_rooms" })).await;
+    attempts += 1;
+    assert_eq!(rooms["rooms"].as_array().unwrap().len(), 1);
+    let unread = mallory.request(json!({ "type": "get_unread" })).await;
+    attempts += 1;
+    assert!(unread["rooms"].as_array().unwrap().is_empty());
+    // Creating a direct room with "alice" makes one with B's alice, not A's.
+    let direct =
+        mallory.request(json!({ "type": "create_room", "room_type": "direct", "participants": ["alice"] })).await;
+    attempts += 1;
+    assert_ne!(direct["room"]["id"], room.as_str());
+
+    alice.assert_quiet().await;
+    bob.assert_quiet().await;
+    let history = alice.request(json!({ "type": "get_history", "room_id": room })).await;
+    assert_eq!(history["messages"][0]["content"], "A's secret");
+    assert_eq!(history["messages"][0]["reactions"][0]["users"], json!(["alice"]));
+    println!("tenant isolation: {attempts} cross-tenant attempts over WebSocket, all refused or empty");
+}
+
+/// base64url without padding, as JWTs use.
+fn b64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    bytes
+        .chunks(3)
+        .flat_map(|chunk| {
+            let n = chunk.iter().fold(0u32, |acc, b| (acc << 8) | *b as u32) << (8 * (3 - chunk.len()));
+            (0..=chunk.len()).map(move |i| ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char)
+        })
+        .collect()
+}
+
+/// Every kind of bad token: each must be refused on connect and over HTTP.
+fn bad_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let now = chrono::Utc::now().timestamp();
+    let claims = |extra: Value| {
+        let mut c = json!({ "sub": "mallory", "tenant_id": app.tenant, "exp": now + 600 });
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        c
+    };
+    let key = EncodingKey::from_secret(app.secret.as_bytes());
+    let hs256 = |c: Value| encode(&Header::new(Algorithm::HS256), &c, &key).unwrap();
+    let unsigned = |alg: &str, c: Value| {
+        let head = b64(json!({ "alg": alg, "typ": "JWT" }).to_string().as_bytes());
+        format!("{head}.{}", b64(c.to_string().as_bytes()))
+    };
+    // RS/HS confusion: claims RS256 but is signed with the shared secret as an HMAC key.
+    let confused = {
+        let body = unsigned("RS256", claims(json!({})));
+        let signature = jsonwebtoken::crypto::sign(body.as_bytes(), &key, Algorithm::HS256).unwrap();
+        format!("{body}.{signature}")
+    };
+    vec![
+        ("expired", hs256(claims(json!({ "exp": now - 120 })))),
+        ("not yet valid", hs256(claims(json!({ "nbf": now + 600 })))),
+        ("alg none", format!("{}.", unsigned("none", claims(json!({}))))),
+        ("RS/HS confusion", confused),
+        ("HS512", encode(&Header::new(Algorithm::HS512), &claims(json!({})), &key).unwrap()),
+        ("wrong secret", shared::auth::mint("not-the-secret", &app.tenant, "mallory", None, 600)),
+        ("no tenant", hs256(json!({ "sub": "mallory", "exp": now + 600 }))),
+        ("no expiry", hs256(json!({ "sub": "mallory", "tenant_id": app.tenant }))),
+        ("malformed", "abc.def".to_string()),
+        ("garbage", "💥".to_string()),
+        ("empty", String::new()),
+    ]
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_on_connect_and_over_http() {
+    let app = app_with_limits(RateLimits::OFF).await;
+    let mut alice = app.connect("alice").await;
+    let room = app.room(&mut alice, &mut [], json!({})).await;
+    let mut attempts = 0;
+    for (kind, token) in bad_tokens(&app) {
+        let url_safe: String = token.chars().filter(|c| c.is_ascii()).collect();
+        assert_eq!(refused(app.open(&url_safe).await).status(), 401, "{kind} on connect");
+        let (status, body) = app.get_with(&format!("rooms/{room}/messages"), Some(url_safe)).await;
+        assert_eq!((status, body["code"].as_str()), (401, Some("unauthorized")), "{kind} over HTTP");
+        attempts += 2;
+    }
+    println!("authentication: {attempts} attempts with bad tokens, all refused");
+}

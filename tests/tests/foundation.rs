@@ -1,0 +1,425 @@
+//! The end-to-end path: gateway → handlers → Postgres + Redis → management-API fan-out.
+
+use integration_tests::{spawn_app, spawn_app_with, test_config, TestApp};
+use redis::AsyncCommands;
+use serde_json::json;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Error as WsError;
+
+fn refused_status(result: Result<integration_tests::Ws, WsError>) -> u16 {
+    match result {
+        Err(WsError::Http(response)) => response.status().as_u16(),
+        Err(other) => panic!("expected an HTTP refusal, got {other}"),
+        Ok(_) => panic!("connection was accepted"),
+    }
+}
+
+#[tokio::test]
+async fn the_connection_frame_comes_first_and_names_the_caller() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    assert_eq!(alice.connection_id.len(), 16);
+    alice.assert_quiet().await;
+
+    let mut ws = app.open(&app.token("bob")).await.unwrap();
+    let first = futures::StreamExt::next(&mut ws).await.unwrap().unwrap();
+    let frame: serde_json::Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    assert_eq!(frame["type"], "connection");
+    assert_eq!(frame["status"], "connected");
+    assert_eq!(frame["user_id"], "bob");
+    assert_eq!(frame["tenant_id"], app.tenant.as_str());
+    assert_eq!(frame["display_name"], "Bob");
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_401_and_nothing_is_recorded() {
+    let app = spawn_app().await;
+    let expired = shared::auth::mint(&app.secret, &app.tenant, "mallory", None, -120);
+    let forged = shared::auth::mint("not-the-secret", &app.tenant, "mallory", None, 3600);
+    let mut redis = app.redis().await;
+    let before: i64 = redis.scard("chat:connections").await.unwrap();
+    for token in ["", "garbage", expired.as_str(), forged.as_str()] {
+        assert_eq!(refused_status(app.open(token).await), 401, "token {token:?}");
+    }
+    let no_query =
+        tokio_tungstenite::connect_async(format!("ws://{}/api/v1/ws/chat", app.gateway.addr)).await.map(|(ws, _)| ws);
+    assert_eq!(refused_status(no_query), 401);
+    assert_eq!(app.gateway.gateway.open_connections(), 0);
+    let conns: i64 = redis.scard(format!("chat:user:{{{}/mallory}}:conns", app.tenant)).await.unwrap();
+    assert_eq!(conns, 0);
+    let keys: Vec<String> = redis.keys("chat:conn:*").await.unwrap();
+    for key in keys {
+        let tenant: Option<String> = redis.hget(&key, "tenant_id").await.unwrap();
+        assert_ne!(tenant.as_deref(), Some(app.tenant.as_str()), "{key} was recorded");
+    }
+    let after: i64 = redis.scard("chat:connections").await.unwrap();
+    assert!(after <= before + 64, "other tests may add connections, not this one");
+}
+
+#[tokio::test]
+async fn two_members_see_messages_typing_and_reads_and_an_outsider_sees_nothing() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let mut carol = app.connect("carol").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({ "name": "Project" })).await;
+
+    let ack = alice.request(json!({ "type": "send_message", "room_id": room, "content": "Hello, Bob!" })).await;
+    assert_eq!(ack["type"], "message_sent");
+    assert_eq!(ack["duplicate"], false);
+    let message = &ack["message"];
+    assert_eq!(message["content"], "Hello, Bob!");
+    assert_eq!(message["sender_id"], "alice");
+    assert!(message["id"].is_string() && message["created_at"].is_string());
+    let delivered = bob.expect("new_message").await;
+    assert_eq!(delivered["message"], *message);
+
+    // Acknowledged means stored.
+    let id: uuid::Uuid = message["id"].as_str().unwrap().parse().unwrap();
+    let row =
+        app.db().await.query_one("SELECT content, tenant_id FROM chat_messages WHERE id = $1", &[&id]).await.unwrap();
+    assert_eq!(row.get::<_, String>(0), "Hello, Bob!");
+    assert_eq!(row.get::<_, String>(1), app.tenant);
+
+    bob.send(json!({ "type": "typing_start", "room_id": room })).await;
+    let typing = alice.expect("typing_start").await;
+    assert_eq!((typing["user_id"].as_str(), typing["display_name"].as_str()), (Some("bob"), Some("Bob")));
+    bob.send(json!({ "type": "typing_stop", "room_id": room })).await;
+    assert_eq!(alice.expect("typing_stop").await["user_id"], "bob");
+
+    let read = bob.request(json!({ "type": "mark_read", "room_id": room, "message_ids": [message["id"]] })).await;
+    assert_eq!(read["type"], "read_marked");
+    assert_eq!(read["unread_count"], 0);
+    let seen = alice.expect("messages_read").await;
+    assert_eq!(seen["user_id"], "bob");
+    assert_eq!(seen["message_ids"], json!([message["id"]]));
+
+    let reply = bob.request(json!({ "type": "send_message", "room_id": room, "content": "Hi Alice" })).await;
+    assert_eq!(reply["type"], "message_sent");
+    assert_eq!(alice.expect("new_message").await["message"]["content"], "Hi Alice");
+
+    carol.assert_quiet().await;
+    alice.assert_quiet().await;
+    bob.assert_quiet().await;
+    // The outsider cannot read or post either.
+    let denied = carol.request(json!({ "type": "get_history", "room_id": room })).await;
+    assert_eq!((denied["type"].as_str(), denied["code"].as_str()), (Some("error"), Some("permission_denied")));
+    let denied = carol.request(json!({ "type": "send_message", "room_id": room, "content": "let me in" })).await;
+    assert_eq!(denied["code"], "permission_denied");
+    alice.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn the_product_spec_frames_work_verbatim() {
+    let app = spawn_app().await;
+    let mut creator = app.connect("creator").await;
+    let mut one = app.connect("user-id-1").await;
+    let mut mentioned = app.connect("user-id").await;
+
+    creator
+        .send(json!({
+            "type": "create_room",
+            "name": "Project Discussion",
+            "room_type": "group",
+            "participants": ["user-id-1", "user-id-2"],
+            "description": "Discussion about the project",
+            "is_private": false
+        }))
+        .await;
+    let created = creator.expect("room_created").await;
+    assert_eq!(created["room"]["name"], "Project Discussion");
+    assert_eq!(created["room"]["description"], "Discussion about the project");
+    let roles: Vec<(String, String)> = created["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["user_id"].as_str().unwrap().into(), p["role"].as_str().unwrap().into()))
+        .collect();
+    assert!(roles.contains(&("creator".into(), "admin".into())));
+    assert!(roles.contains(&("user-id-2".into(), "member".into())));
+    let room = created["room"]["id"].as_str().unwrap().to_string();
+    one.expect("room_created").await;
+
+    mentioned.send(json!({ "type": "join_room", "room_id": room })).await;
+    let joined = mentioned.expect("room_joined").await;
+    assert_eq!(joined["room"]["id"], room.as_str());
+    for member in [&mut creator, &mut one] {
+        assert_eq!(member.expect("user_joined").await["user_id"], "user-id");
+        let system = member.expect("new_message").await;
+        assert_eq!(system["message"]["message_type"], "system");
+    }
+
+    creator
+        .send(json!({
+            "type": "send_message",
+            "room_id": room,
+            "content": "Hello, world!",
+            "message_type": "text",
+            "attachments": [],
+            "mentions": ["user-id"]
+        }))
+        .await;
+    let sent = creator.expect("message_sent").await;
+    assert_eq!(sent["message"]["mentions"], json!(["user-id"]));
+    let message_id = sent["message"]["id"].clone();
+    one.expect("new_message").await;
+    mentioned.expect("new_message").await;
+
+    one.send(json!({ "type": "typing_start", "room_id": room })).await;
+    creator.expect("typing_start").await;
+    mentioned.expect("typing_start").await;
+
+    mentioned.send(json!({ "type": "mark_read", "room_id": room, "message_ids": [message_id] })).await;
+    assert_eq!(mentioned.expect("read_marked").await["message_ids"], json!([message_id]));
+    creator.expect("messages_read").await;
+    one.expect("messages_read").await;
+}
+
+#[tokio::test]
+async fn malformed_frames_get_error_frames_and_lose_nothing() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    let stored = alice.request(json!({ "type": "send_message", "room_id": room, "content": "keep me" })).await;
+    bob.expect("new_message").await;
+
+    let cases = [
+        ("{not json".to_string(), "invalid_json"),
+        ("[1,2,3]".to_string(), "invalid_frame"),
+        (r#"{"room_id":"x"}"#.to_string(), "invalid_frame"),
+        (r#"{"type":"self_destruct"}"#.to_string(), "unknown_type"),
+        (r#"{"type":"join_room","room_id":"not-a-uuid"}"#.to_string(), "invalid_frame"),
+        (format!(r#"{{"type":"send_message","room_id":"{room}"}}"#), "invalid_frame"),
+        (format!(r#"{{"type":"send_message","room_id":"{room}","content":"   "}}"#), "validation_error"),
+        (
+            format!(r#"{{"type":"send_message","room_id":"{room}","content":"x","message_type":"video"}}"#),
+            "invalid_frame",
+        ),
+        (r#"{"type":"join_room","room_id":"6f1c2d3e-4a5b-4c6d-8e7f-8091a2b3c4d5"}"#.to_string(), "not_found"),
+        (r#"{"type":"create_room","room_type":"group"}"#.to_string(), "validation_error"),
+        (r#"{"type":"create_room","room_type":"direct","participants":[]}"#.to_string(), "validation_error"),
+    ];
+    for (frame, code) in &cases {
+        alice.send_text(frame.clone()).await;
+        let error = alice.expect("error").await;
+        assert_eq!(error["code"], *code, "frame {frame}: {error}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    // An error reply carries the request_id when the frame had one.
+    let error = alice.request(json!({ "type": "self_destruct" })).await;
+    assert_eq!(error["code"], "unknown_type");
+
+    bob.assert_quiet().await;
+    let history = alice.request(json!({ "type": "get_history", "room_id": room })).await;
+    let messages = history["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["id"], stored["message"]["id"]);
+}
+
+#[tokio::test]
+async fn history_pages_by_cursor_at_most_100_at_a_time() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let room = app.room(&mut alice, &mut [], json!({})).await;
+    for i in 0..130 {
+        let ack = alice.request(json!({ "type": "send_message", "room_id": room, "content": format!("m{i}") })).await;
+        assert_eq!(ack["type"], "message_sent");
+    }
+    let contents = |page: &serde_json::Value| -> Vec<String> {
+        page["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap().to_string()).collect()
+    };
+
+    let newest = alice.request(json!({ "type": "get_history", "room_id": room, "limit": 50 })).await;
+    assert_eq!(contents(&newest), (80..130).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert_eq!(newest["has_more"], true);
+    let cursor = newest["next_cursor"].clone();
+    assert!(cursor.is_string());
+
+    let older = alice.request(json!({ "type": "get_history", "room_id": room, "before": cursor, "limit": 500 })).await;
+    assert_eq!(contents(&older), (0..80).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert_eq!(older["has_more"], false);
+    assert!(older["next_cursor"].is_null());
+
+    let capped = alice.request(json!({ "type": "get_history", "room_id": room, "limit": 1000 })).await;
+    assert_eq!(capped["messages"].as_array().unwrap().len(), 100);
+
+    // Forward from a known message: the catch-up a reconnecting client does.
+    let seq = newest["messages"][0]["seq"].clone();
+    let after =
+        alice.request(json!({ "type": "get_history", "room_id": room, "after": seq.to_string(), "limit": 20 })).await;
+    assert_eq!(contents(&after), (81..101).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert_eq!(after["has_more"], true);
+}
+
+#[tokio::test]
+async fn join_leave_and_private_rooms() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let public = app.room(&mut alice, &mut [], json!({ "name": "Lobby" })).await;
+    let private = app.room(&mut alice, &mut [], json!({ "name": "Secret", "is_private": true })).await;
+
+    let joined = bob.request(json!({ "type": "join_room", "room_id": public })).await;
+    assert_eq!(joined["type"], "room_joined");
+    assert_eq!(joined["participants"].as_array().unwrap().len(), 2);
+    assert_eq!(alice.expect("user_joined").await["user_id"], "bob");
+    assert_eq!(alice.expect("new_message").await["message"]["content"], "Bob joined");
+    // Joining again is harmless and announces nothing.
+    assert_eq!(bob.request(json!({ "type": "join_room", "room_id": public })).await["type"], "room_joined");
+
+    let denied = bob.request(json!({ "type": "join_room", "room_id": private })).await;
+    assert_eq!(denied["code"], "permission_denied");
+
+    let left = bob.request(json!({ "type": "leave_room", "room_id": public })).await;
+    assert_eq!(left["type"], "room_left");
+    assert_eq!(alice.expect("user_left").await["user_id"], "bob");
+    assert_eq!(alice.expect("new_message").await["message"]["content"], "Bob left");
+    let again = bob.request(json!({ "type": "leave_room", "room_id": public })).await;
+    assert_eq!(again["code"], "permission_denied");
+
+    alice.request(json!({ "type": "send_message", "room_id": public, "content": "after bob left" })).await;
+    bob.assert_quiet().await;
+    alice.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn a_retried_send_with_the_same_client_id_is_stored_and_delivered_once() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    let frame = json!({ "type": "send_message", "room_id": room, "content": "once", "client_msg_id": "c-1" });
+    let first = alice.request(frame.clone()).await;
+    let second = alice.request(frame).await;
+    assert_eq!(first["message"]["id"], second["message"]["id"]);
+    assert_eq!((first["duplicate"].as_bool(), second["duplicate"].as_bool()), (Some(false), Some(true)));
+    bob.expect("new_message").await;
+    bob.assert_quiet().await;
+    let count = app.scalar("SELECT count(*) FROM chat_messages").await;
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn a_direct_room_is_created_once_per_pair() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let first = app.room(&mut alice, &mut [&mut bob], json!({ "room_type": "direct" })).await;
+    let again = bob.request(json!({ "type": "create_room", "room_type": "direct", "participants": ["alice"] })).await;
+    assert_eq!(again["room"]["id"], first.as_str());
+    assert_eq!(again["room"]["is_private"], true);
+    alice.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn presence_goes_online_and_offline_and_a_dropped_connection_is_removed() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    bob.send(json!({ "type": "typing_start", "room_id": room })).await;
+    alice.expect("typing_start").await;
+
+    // Bob's TCP connection vanishes without a close frame.
+    let bob_conn = bob.connection_id.clone();
+    drop(bob);
+    let stop = alice.expect("typing_stop").await;
+    assert_eq!(stop["user_id"], "bob");
+    let offline = alice.expect("presence").await;
+    assert_eq!((offline["user_id"].as_str(), offline["status"].as_str()), (Some("bob"), Some("offline")));
+    let mut redis = app.redis().await;
+    let exists: bool = redis.exists(format!("chat:conn:{{{bob_conn}}}")).await.unwrap();
+    assert!(!exists);
+
+    let mut bob = app.connect("bob").await;
+    let online = alice.expect("presence").await;
+    assert_eq!((online["user_id"].as_str(), online["status"].as_str()), (Some("bob"), Some("online")));
+    // A second connection of an online user changes nothing for the others.
+    let _bob_phone = app.connect("bob").await;
+    alice.request(json!({ "type": "send_message", "room_id": room, "content": "both devices" })).await;
+    bob.expect("new_message").await;
+    alice.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn a_connection_that_answers_gone_is_pruned_during_fan_out() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+
+    // A registry entry whose socket no longer exists at the gateway (its $disconnect was lost),
+    // old enough not to be a connection still being accepted.
+    let ghost = "GhostConnection=";
+    let mut redis = app.redis().await;
+    let conn_key = format!("chat:conn:{{{ghost}}}");
+    let user_key = format!("chat:user:{{{}/bob}}:conns", app.tenant);
+    let long_ago = (chrono::Utc::now() - chrono::Duration::minutes(5)).timestamp_millis().to_string();
+    let _: () = redis
+        .hset_multiple(
+            &conn_key,
+            &[("tenant_id", app.tenant.as_str()), ("user_id", "bob"), ("name", "Bob"), ("connected_at", &long_ago)],
+        )
+        .await
+        .unwrap();
+    let _: () = redis.sadd(&user_key, ghost).await.unwrap();
+
+    alice.request(json!({ "type": "send_message", "room_id": room, "content": "anyone?" })).await;
+    bob.expect("new_message").await;
+    let members: Vec<String> = redis.smembers(&user_key).await.unwrap();
+    assert_eq!(members, vec![bob.connection_id.clone()]);
+    assert!(!redis.exists::<_, bool>(&conn_key).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_typing_indicator_not_renewed_expires() {
+    let mut config = test_config().await;
+    config.typing_ttl = Duration::from_secs(1);
+    let app: TestApp = spawn_app_with(config).await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    bob.send(json!({ "type": "typing_start", "room_id": room })).await;
+    alice.expect("typing_start").await;
+    // No typing_stop from Bob: the sweep sends it once the indicator expires.
+    let stop = alice.expect("typing_stop").await;
+    assert_eq!(stop["user_id"], "bob");
+    let left = app.scalar("SELECT count(*) FROM chat_typing_indicators").await;
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn the_management_api_answers_like_api_gateway() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let conf = aws_sdk_config(&app);
+    let client = aws_sdk_apigatewaymanagement::Client::from_conf(conf);
+    let info = client.get_connection().connection_id(&alice.connection_id).send().await.unwrap();
+    assert!(info.connected_at().is_some());
+    assert_eq!(info.identity().and_then(|i| i.source_ip()), Some("127.0.0.1"));
+    client
+        .post_to_connection()
+        .connection_id(&alice.connection_id)
+        .data(aws_sdk_apigatewaymanagement::primitives::Blob::new(r#"{"type":"custom"}"#))
+        .send()
+        .await
+        .unwrap();
+    alice.expect("custom").await;
+    let gone = client.get_connection().connection_id("NoSuchConnect0=").send().await.unwrap_err();
+    assert!(gone.as_service_error().is_some_and(|e| e.is_gone_exception()), "{gone:?}");
+
+    client.delete_connection().connection_id(&alice.connection_id).send().await.unwrap();
+    let closed = futures::StreamExt::next(&mut alice.ws).await;
+    assert!(matches!(closed, Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None), "{closed:?}");
+}
+
+fn aws_sdk_config(app: &TestApp) -> aws_sdk_apigatewaymanagement::Config {
+    use aws_sdk_apigatewaymanagement::config::{BehaviorVersion, Credentials, Region};
+    aws_sdk_apigatewaymanagement::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .endpoint_url(app.gateway.management_endpoint())
+        .build()
+}

@@ -1,0 +1,142 @@
+//! The HTTP routes: health, history, search and metrics, with the same JWT as a bearer token.
+
+use integration_tests::{spawn_app, spawn_app_with, test_config};
+use serde_json::json;
+use shared::ratelimit::{Rate, RateLimits};
+
+#[tokio::test]
+async fn health_reports_connections_and_its_dependencies() {
+    let app = spawn_app().await;
+    let _alice = app.connect("alice").await;
+    let (status, body) = app.get("health", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "healthy");
+    assert_eq!((body["redis_connected"].as_bool(), body["database_connected"].as_bool()), (Some(true), Some(true)));
+    assert!(body["active_connections"].as_i64().unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn health_is_degraded_with_503_when_postgres_does_not_answer() {
+    let mut config = test_config().await;
+    config.database_url =
+        config.database_url.rsplit_once('/').map(|(server, _)| format!("{server}/no_such_database")).unwrap();
+    config.db_timeout = std::time::Duration::from_secs(1);
+    let app = spawn_app_with(config).await;
+    let (status, body) = app.get("health", None).await;
+    assert_eq!(status, 503);
+    assert_eq!(body["status"], "degraded");
+    assert_eq!((body["database_connected"].as_bool(), body["redis_connected"].as_bool()), (Some(false), Some(true)));
+}
+
+#[tokio::test]
+async fn history_over_http_pages_like_the_websocket_and_checks_membership() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let _carol = app.connect("carol").await;
+    let room = app.room(&mut alice, &mut [], json!({})).await;
+    for i in 0..5 {
+        alice.request(json!({ "type": "send_message", "room_id": room, "content": format!("m{i}") })).await;
+    }
+    let (status, page) = app.get(&format!("rooms/{room}/messages?limit=3"), Some("alice")).await;
+    assert_eq!(status, 200);
+    let contents: Vec<&str> =
+        page["messages"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(contents, ["m2", "m3", "m4"]);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let (_, older) = app.get(&format!("rooms/{room}/messages?before={cursor}"), Some("alice")).await;
+    assert_eq!(older["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(older["has_more"], false);
+
+    assert_eq!(app.get(&format!("rooms/{room}/messages"), None).await.0, 401);
+    assert_eq!(app.get_with(&format!("rooms/{room}/messages"), Some("forged".into())).await.0, 401);
+    let (status, denied) = app.get(&format!("rooms/{room}/messages"), Some("carol")).await;
+    assert_eq!((status, denied["code"].as_str()), (403, Some("permission_denied")));
+    assert_eq!(app.get("rooms/not-a-uuid/messages", Some("alice")).await.0, 400);
+    assert_eq!(app.get(&format!("rooms/{room}/messages?before=-4"), Some("alice")).await.0, 400);
+    assert_eq!(app.get("nowhere", Some("alice")).await.0, 404);
+
+    // The same user id in another tenant reaches nothing.
+    let outsider = shared::auth::mint(&app.secret, &format!("{}-other", app.tenant), "alice", None, 60);
+    let (status, body) = app.get_with(&format!("rooms/{room}/messages"), Some(outsider)).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("not_found")));
+}
+
+#[tokio::test]
+async fn search_finds_words_only_in_the_callers_rooms_and_never_deleted_ones() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let shared_room = app.room(&mut alice, &mut [&mut bob], json!({ "name": "Shared" })).await;
+    let private = app.room(&mut bob, &mut [], json!({ "name": "Bob's" })).await;
+    alice
+        .request(json!({ "type": "send_message", "room_id": shared_room, "content": "the quarterly budget is ready" }))
+        .await;
+    bob.expect("new_message").await;
+    bob.request(json!({ "type": "send_message", "room_id": private, "content": "budget secrets of bob" })).await;
+    let gone = alice.request(json!({ "type": "send_message", "room_id": shared_room, "content": "budget typo" })).await;
+    bob.expect("new_message").await;
+    alice.request(json!({ "type": "delete_message", "message_id": gone["message"]["id"] })).await;
+    bob.expect("message_deleted").await;
+
+    let (status, found) = app.get("search?q=budget", Some("alice")).await;
+    assert_eq!(status, 200);
+    let contents: Vec<&str> =
+        found["results"].as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(contents, ["the quarterly budget is ready"]);
+    let (_, found) = app.get("search?q=budget", Some("bob")).await;
+    assert_eq!(found["results"].as_array().unwrap().len(), 2);
+    let (_, found) = app.get(&format!("search?q=budget&room_id={private}"), Some("bob")).await;
+    assert_eq!(found["results"][0]["content"], "budget secrets of bob");
+    let (_, found) = app.get("search?q=%22quarterly%20budget%22", Some("bob")).await;
+    assert_eq!(found["results"].as_array().unwrap().len(), 1);
+    assert_eq!(app.get("search?q=", Some("alice")).await.0, 400);
+
+    let outsider = shared::auth::mint(&app.secret, &format!("{}-other", app.tenant), "bob", None, 60);
+    let (_, found) = app.get_with("search?q=budget", Some(outsider)).await;
+    assert!(found["results"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn metrics_are_for_tenant_admins() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({ "name": "Busy" })).await;
+    for text in ["one", "two", "three"] {
+        alice.request(json!({ "type": "send_message", "room_id": room, "content": text })).await;
+        bob.expect("new_message").await;
+    }
+    let (status, denied) = app.get("metrics", Some("alice")).await;
+    assert_eq!((status, denied["code"].as_str()), (403, Some("permission_denied")));
+
+    let admin = shared::auth::mint_with_roles(&app.secret, &app.tenant, "boss", None, 60, &["admin"]);
+    let (status, metrics) = app.get_with("metrics", Some(admin)).await;
+    assert_eq!(status, 200);
+    assert_eq!(metrics["tenant_id"], app.tenant.as_str());
+    assert_eq!(metrics["active_connections"], 2);
+    assert_eq!(metrics["active_users_24h"], 2);
+    let busy = &metrics["rooms"][0];
+    assert_eq!((busy["name"].as_str(), busy["messages"].as_i64()), (Some("Busy"), Some(3)));
+    assert_eq!((busy["participants"].as_i64(), busy["unread"].as_i64()), (Some(2), Some(3)));
+}
+
+#[tokio::test]
+async fn http_requests_over_the_limit_get_429_with_retry_after() {
+    let mut config = test_config().await;
+    config.rate_limits = RateLimits { http: Rate::new(0.001, 2), ..RateLimits::OFF };
+    let app = spawn_app_with(config).await;
+    let _alice = app.connect("alice").await;
+    assert_eq!(app.get("search?q=x", Some("alice")).await.0, 200);
+    assert_eq!(app.get("search?q=x", Some("alice")).await.0, 200);
+    let response = reqwest::Client::new()
+        .get(format!("http://{}/api/v1/chat/search?q=x", app.gateway.addr))
+        .bearer_auth(app.token("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(response.headers().get("retry-after").is_some());
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+    assert!(body["retry_after_ms"].as_u64().unwrap() > 0);
+}

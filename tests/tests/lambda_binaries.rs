@@ -1,0 +1,179 @@
+//! Each real Lambda binary, run against a local Lambda Runtime API with API Gateway's event
+//! shapes (tests/events/), posting through the local gateway's management endpoint to real
+//! WebSocket clients. Cold start to first response is printed for each.
+
+use std::time::Duration;
+
+use integration_tests::lambda::LocalLambda;
+use integration_tests::{spawn_app_with, test_config, TestApp};
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+/// A gateway that leaves typing expiry to the typing-cleanup binary.
+async fn app() -> TestApp {
+    let mut config = test_config().await;
+    config.typing_sweep_interval = Duration::from_secs(3600);
+    spawn_app_with(config).await
+}
+
+fn env(app: &TestApp) -> Vec<(&'static str, String)> {
+    vec![
+        ("DATABASE_URL", app.database_url.clone()),
+        ("REDIS_URL", std::env::var("REDIS_URL").unwrap()),
+        ("JWT_SECRET_KEY", app.secret.clone()),
+        ("APIGW_MANAGEMENT_ENDPOINT", app.gateway.management_endpoint()),
+    ]
+}
+
+/// A recorded-shape event from tests/events/, for the given connection.
+fn event(file: &str, connection_id: &str) -> Value {
+    let path = format!("{}/../tests/events/{file}", env!("CARGO_MANIFEST_DIR"));
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    if event.get("requestContext").is_some() {
+        event["requestContext"]["connectionId"] = json!(connection_id);
+    }
+    event
+}
+
+fn report(name: &str, cold: Duration) {
+    println!("cold start to first response, {name}: {:.1} ms", cold.as_secs_f64() * 1000.0);
+}
+
+#[tokio::test]
+async fn connect_checks_the_token_records_the_connection_and_welcomes_it_asynchronously() {
+    let app = app().await;
+    // A socket the gateway holds; the function is handed its connection as API Gateway would.
+    let mut alice = app.connect("alice").await;
+    let mut lambda = LocalLambda::new("connect").await;
+
+    let mut bad = event("connect.json", "NotAConnection=");
+    bad["queryStringParameters"]["token"] = json!("forged");
+    let (outcome, cold) = lambda.cold_start(&env(&app), bad).await;
+    report("connect", cold);
+    assert_eq!(outcome.unwrap()["statusCode"], 401);
+    let mut redis = app.redis().await;
+    assert!(!redis.exists::<_, bool>("chat:conn:{NotAConnection=}").await.unwrap());
+
+    let mut good = event("connect.json", &alice.connection_id);
+    good["queryStringParameters"]["token"] = json!(app.token("alice"));
+    assert_eq!(lambda.invoke(good).await.unwrap()["statusCode"], 200);
+    let recorded: Option<String> =
+        redis.hget(format!("chat:conn:{{{}}}", alice.connection_id), "user_id").await.unwrap();
+    assert_eq!(recorded.as_deref(), Some("alice"));
+
+    // The function invoked itself with the welcome; that invocation posts the connection frame.
+    let (payload, outcome) = lambda.run_async_invocation().await;
+    assert_eq!(payload["welcome"]["connection_id"], alice.connection_id.as_str());
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let hello = alice.expect("connection").await;
+    assert_eq!(hello["user_id"], "alice");
+}
+
+#[tokio::test]
+async fn message_route_stores_replies_and_fans_out_through_the_management_api() {
+    let app = app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    let mut lambda = LocalLambda::new("message-route").await;
+
+    let mut frame = event("message.json", &alice.connection_id);
+    frame["body"] = json!(json!({ "type": "send_message", "room_id": room, "content": "via Lambda" }).to_string());
+    let (outcome, cold) = lambda.cold_start(&env(&app), frame).await;
+    report("message-route", cold);
+    let response = outcome.unwrap();
+    assert_eq!(response["statusCode"], 200);
+    let ack: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(ack["type"], "message_sent");
+    let delivered = bob.expect("new_message").await;
+    assert_eq!(delivered["message"]["id"], ack["message"]["id"]);
+    assert_eq!(app.scalar("SELECT count(*) FROM chat_messages WHERE content = 'via Lambda'").await, 1);
+
+    // Warm invocations: what each further message costs in function time.
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        let mut frame = event("message.json", &alice.connection_id);
+        frame["body"] =
+            json!(json!({ "type": "send_message", "room_id": room, "content": format!("warm {i}") }).to_string());
+        lambda.invoke(frame).await.unwrap();
+        bob.expect("new_message").await;
+    }
+    println!(
+        "warm send_message invocation, message-route (debug build): {:.1} ms",
+        started.elapsed().as_secs_f64() * 50.0
+    );
+
+    let mut garbage = event("message.json", &alice.connection_id);
+    garbage["body"] = json!("{nope");
+    let response = lambda.invoke(garbage).await.unwrap();
+    let error: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(error["code"], "invalid_json");
+    alice.assert_quiet().await;
+}
+
+#[tokio::test]
+async fn disconnect_forgets_the_connection_and_tells_the_rooms() {
+    let app = app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    let mut lambda = LocalLambda::new("disconnect").await;
+
+    let (outcome, cold) = lambda.cold_start(&env(&app), event("disconnect.json", &bob.connection_id)).await;
+    report("disconnect", cold);
+    assert_eq!(outcome.unwrap()["statusCode"], 200);
+    let offline = alice.expect("presence").await;
+    assert_eq!((offline["user_id"].as_str(), offline["status"].as_str()), (Some("bob"), Some("offline")));
+    let mut redis = app.redis().await;
+    assert!(!redis.exists::<_, bool>(format!("chat:conn:{{{}}}", bob.connection_id)).await.unwrap());
+}
+
+#[tokio::test]
+async fn typing_cleanup_expires_indicators_and_tells_the_room() {
+    let app = app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    bob.send(json!({ "type": "typing_start", "room_id": room })).await;
+    alice.expect("typing_start").await;
+    app.db()
+        .await
+        .execute("UPDATE chat_typing_indicators SET expires_at = now() - interval '1 second'", &[])
+        .await
+        .unwrap();
+
+    let mut lambda = LocalLambda::new("typing-cleanup").await;
+    let (outcome, cold) = lambda.cold_start(&env(&app), event("typing-cleanup.json", "")).await;
+    report("typing-cleanup", cold);
+    assert_eq!(outcome.unwrap(), json!({ "expired": 1, "sweeps": 1 }));
+    assert_eq!(alice.expect("typing_stop").await["user_id"], "bob");
+    assert_eq!(app.scalar("SELECT count(*) FROM chat_typing_indicators").await, 0);
+}
+
+#[tokio::test]
+async fn http_api_answers_api_gateway_http_events() {
+    let app = app().await;
+    let mut alice = app.connect("alice").await;
+    let room = app.room(&mut alice, &mut [], json!({})).await;
+    alice.request(json!({ "type": "send_message", "room_id": room, "content": "the budget is ready" })).await;
+    let mut lambda = LocalLambda::new("http-api").await;
+
+    let mut search = event("http-search.json", "");
+    search["headers"]["authorization"] = json!(format!("Bearer {}", app.token("alice")));
+    let (outcome, cold) = lambda.cold_start(&env(&app), search).await;
+    report("http-api", cold);
+    let response = outcome.unwrap();
+    assert_eq!(response["statusCode"], 200);
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["results"][0]["content"], "the budget is ready");
+
+    let mut health = event("http-search.json", "");
+    health["rawPath"] = json!("/prod/api/v1/chat/health");
+    let response = lambda.invoke(health).await.unwrap();
+    assert_eq!(response["statusCode"], 200);
+    assert_eq!(serde_json::from_str::<Value>(response["body"].as_str().unwrap()).unwrap()["status"], "healthy");
+
+    let mut anonymous = event("http-search.json", "");
+    anonymous["headers"].as_object_mut().unwrap().remove("authorization");
+    assert_eq!(lambda.invoke(anonymous).await.unwrap()["statusCode"], 401);
+}
