@@ -155,6 +155,10 @@ bench)
     say "building release binaries"
     cargo build --release --workspace --bins --locked
     command -v redis-benchmark >/dev/null || apt_install redis-tools
+    ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || apt_install postgresql
+    command -v npm >/dev/null || apt_install nodejs npm
+    say "installing the Socket.IO peer (bench/socketio)"
+    (cd bench/socketio && npm ci --no-audit --no-fund --loglevel=error)
     # Ten thousand client sockets and as many server sockets.
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     say "benchmarking (a few minutes)"

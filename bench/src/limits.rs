@@ -91,7 +91,7 @@ pub async fn websocket_echo(clients: usize, each: usize) -> f64 {
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let mut sockets = Vec::new();
     for _ in 0..clients {
-        sockets.push(tokio_tungstenite::connect_async(&url).await.unwrap().0);
+        sockets.push(tokio_tungstenite::connect_async_with_config(&url, None, true).await.unwrap().0);
     }
     let started = Instant::now();
     let tasks: Vec<_> = sockets

@@ -40,7 +40,12 @@ impl Gateway {
         for limit in limits {
             command.env(format!("RATE_LIMIT_{limit}"), "off");
         }
-        let status = Command::new(release_binary("local-gateway")).arg("migrate").status().await.expect("migrate");
+        let status = Command::new(release_binary("local-gateway"))
+            .env("JWT_SECRET_KEY", &secret)
+            .arg("migrate")
+            .status()
+            .await
+            .expect("migrate");
         assert!(status.success());
         let mut child =
             command.args(["serve", "--port", "0"]).stdout(Stdio::piped()).kill_on_drop(true).spawn().expect("gateway");
@@ -73,7 +78,8 @@ impl Gateway {
     async fn connect(&self, tenant: &str, user: &str) -> (Ws, String) {
         let token = shared::auth::mint(&self.secret, tenant, user, None, 3600);
         let url = format!("ws://127.0.0.1:{}/api/v1/ws/chat?token={token}", self.port);
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+        // As browsers do, send small frames without waiting on Nagle.
+        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.expect("connect");
         let hello = next_frame(&mut ws).await;
         (ws, hello["connection_id"].as_str().unwrap().to_string())
     }

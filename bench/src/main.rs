@@ -5,6 +5,7 @@
 mod alloc;
 mod limits;
 mod load;
+mod peer;
 
 use std::time::Duration;
 
@@ -26,7 +27,7 @@ fn env_or(name: &str, default: usize) -> usize {
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let rows = runtime.block_on(run());
-    let widths = [34, 30, 30, 10];
+    let widths = [38, 50, 60, 16];
     let line = |cells: [&str; 4]| {
         let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("| {} |", padded.join(" | "));
@@ -43,29 +44,45 @@ async fn run() -> Vec<Row> {
     let mut rows = Vec::new();
     let limits = limits::measure().await;
     let gateway = load::Gateway::start().await;
+    let peer = peer::Peer::start().await;
+    // A size of 0 (e.g. BENCH_BIG_ROOM=0) skips that scenario; BENCH_FANOUT_ONLY stops after fan-out.
 
+    // (members per room, senders per room, messages per sender, rooms)
     for (size, senders, per_sender, rooms) in [
         (env_or("BENCH_ROOM", 100), env_or("BENCH_SENDERS", 10), env_or("BENCH_MESSAGES", 50), 1),
         (10, 5, 40, 1),
         (env_or("BENCH_BIG_ROOM", 1000), 2, 10, 1),
-        (10, 1, 10, env_or("BENCH_ROOMS", 100)),
+        (10, 1, 10, env_or("BENCH_ROOMS", 1000)),
     ] {
-        let r = load::fan_out(&gateway, size, senders, per_sender, rooms).await;
+        if size * rooms == 0 {
+            continue;
+        }
+        let ours = load::fan_out(&gateway, size, senders, per_sender, rooms).await;
+        let theirs = peer.fan_out(size, senders, per_sender, rooms).await;
         let name =
             if rooms > 1 { format!("{rooms} rooms of {size}") } else { format!("room of {size}, {senders} senders") };
         rows.push(Row {
             scenario: format!("fan-out, {name}"),
-            ours: format!("{:.0} deliveries/s, {:.0} msgs/s", r.deliveries_per_sec, r.messages_per_sec),
-            reference: format!("p50 {} p99 {} p999 {}", ms(r.p50), ms(r.p99), ms(r.p999)),
-            ratio: format!("{:.2}", r.messages_per_sec / limits.pg_inserts_per_sec),
+            ours: fan_out_figures(&ours),
+            reference: format!("Socket.IO {}", fan_out_figures(&theirs)),
+            ratio: format!(
+                "{:.2} / p99 {:.1}x",
+                ours.deliveries_per_sec / theirs.deliveries_per_sec,
+                ours.p99.as_secs_f64() / theirs.p99.as_secs_f64()
+            ),
+        });
+        rows.push(Row {
+            scenario: "  stored msgs/s vs pgbench inserts/s".into(),
+            ours: format!("{:.0} msgs/s stored+acked", ours.messages_per_sec),
+            reference: format!("{:.0} inserts/s", limits.pg_inserts_per_sec),
+            ratio: format!("{:.3}", ours.messages_per_sec / limits.pg_inserts_per_sec),
         });
     }
-    rows.push(Row {
-        scenario: "  (ratio: stored msgs/s ÷ pg inserts/s)".into(),
-        ours: String::new(),
-        reference: format!("pgbench {:.0} inserts/s", limits.pg_inserts_per_sec),
-        ratio: String::new(),
-    });
+    peer.stop().await;
+    if std::env::var_os("BENCH_FANOUT_ONLY").is_some() {
+        gateway.stop().await;
+        return rows;
+    }
 
     let idle = load::idle_connections(&gateway, env_or("BENCH_IDLE", 10_000)).await;
     rows.push(Row {
@@ -108,6 +125,10 @@ async fn run() -> Vec<Row> {
     });
     gateway.stop().await;
     rows
+}
+
+fn fan_out_figures(f: &load::FanOut) -> String {
+    format!("{:.0} deliv/s, p50 {} p99 {} p999 {}", f.deliveries_per_sec, ms(f.p50), ms(f.p99), ms(f.p999))
 }
 
 fn ms(d: Duration) -> String {

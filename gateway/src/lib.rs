@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::routing::{any, get, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use shared::{ChatService, Config};
 use tokio::net::TcpListener;
@@ -121,6 +122,12 @@ pub async fn start(mut config: Config, bind: SocketAddr) -> Result<RunningGatewa
                 }
             }
         };
+        // Small frames go out at once rather than waiting on Nagle's algorithm for an ACK.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %err, "TCP_NODELAY not set");
+            }
+        });
         let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>());
         tokio::select! {
             result = serve => if let Err(err) = result { tracing::error!(error = %err, "gateway stopped") },

@@ -72,18 +72,41 @@ impl Store {
     /// for the other members; a reply also counts on its parent, which must be in the same room.
     /// A `client_msg_id` the sender already used returns the stored message instead of a copy.
     pub async fn insert_message(&self, sender: &Caller, new: NewMessage<'_>) -> Result<Inserted, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let inserted = tx
-            .query_opt(
+        // One statement, so row locks are held for one round trip only. Concurrent senders in a
+        // room lock the other members' rows in user-id order (locks are taken above the sort),
+        // which rules out deadlocks between them.
+        let row = self
+            .client()
+            .await?
+            .query_one(
                 &format!(
-                    "INSERT INTO chat_messages (id, tenant_id, room_id, sender_id, sender_name, message_type, content,
-                                                attachments, mentions, reply_to, client_msg_id)
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-                     WHERE $10::uuid IS NULL OR EXISTS (
-                         SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND room_id = $3 AND id = $10)
-                     ON CONFLICT (tenant_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
-                     RETURNING {MESSAGE_COLUMNS}"
+                    "WITH m AS (
+                         INSERT INTO chat_messages (id, tenant_id, room_id, sender_id, sender_name, message_type,
+                                                    content, attachments, mentions, reply_to, client_msg_id)
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+                         WHERE $10::uuid IS NULL OR EXISTS (
+                             SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND room_id = $3 AND id = $10)
+                         ON CONFLICT (tenant_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
+                         RETURNING {MESSAGE_COLUMNS}),
+                     parent AS (
+                         UPDATE chat_messages SET reply_count = reply_count + 1
+                         WHERE tenant_id = $2 AND id = $10 AND EXISTS (SELECT 1 FROM m)),
+                     members AS (
+                         SELECT user_id FROM chat_room_participants
+                         WHERE tenant_id = $2 AND room_id = $3 AND user_id <> $4 AND EXISTS (SELECT 1 FROM m)
+                         ORDER BY user_id FOR UPDATE),
+                     counted AS (
+                         UPDATE chat_room_participants p
+                         SET unread_count = unread_count + $12,
+                             mention_count = mention_count + CASE WHEN p.user_id = ANY($9) THEN $12 ELSE 0 END
+                         FROM members
+                         WHERE p.tenant_id = $2 AND p.room_id = $3 AND p.user_id = members.user_id
+                         RETURNING p.user_id, p.unread_count, p.mention_count)
+                     SELECT m.*,
+                            (SELECT array_agg(user_id ORDER BY user_id) FROM counted) AS recipient_ids,
+                            (SELECT array_agg(unread_count ORDER BY user_id) FROM counted) AS recipient_unread,
+                            (SELECT array_agg(mention_count ORDER BY user_id) FROM counted) AS recipient_mentions
+                     FROM (SELECT 1) one LEFT JOIN m ON true"
                 ),
                 &[
                     &Uuid::now_v7(),
@@ -97,11 +120,15 @@ impl Store {
                     &new.mentions,
                     &new.reply_to,
                     &new.client_msg_id,
+                    &i32::from(new.message_type != MessageType::System),
                 ],
             )
             .await?;
-        let Some(row) = inserted else {
-            let existing = tx
+        if row.get::<_, Option<Uuid>>("id").is_none() {
+            // Nothing inserted: a retried client_msg_id, or a reply to a message not in the room.
+            let existing = self
+                .client()
+                .await?
                 .query_opt(
                     &format!(
                         "SELECT {MESSAGE_COLUMNS} FROM chat_messages
@@ -114,29 +141,16 @@ impl Store {
                 Some(row) => Inserted::Duplicate(message_from_row(&row)?),
                 None => Inserted::ParentMissing,
             });
-        };
-        if let Some(parent) = new.reply_to {
-            tx.execute(
-                "UPDATE chat_messages SET reply_count = reply_count + 1 WHERE tenant_id = $1 AND id = $2",
-                &[&sender.tenant_id, &parent],
-            )
-            .await?;
         }
-        let counts = i32::from(new.message_type != MessageType::System);
-        let rows = tx
-            .query(
-                "UPDATE chat_room_participants
-                 SET unread_count = unread_count + $4,
-                     mention_count = mention_count + CASE WHEN user_id = ANY($5) THEN $4 ELSE 0 END
-                 WHERE tenant_id = $1 AND room_id = $2 AND user_id <> $3
-                 RETURNING user_id, unread_count, mention_count",
-                &[&sender.tenant_id, &new.room_id, &sender.user_id, &counts, &new.mentions],
-            )
-            .await?;
-        tx.commit().await?;
-        let recipients = rows
-            .iter()
-            .map(|r| (r.get(0), Unread { room_id: new.room_id, unread_count: r.get(1), mention_count: r.get(2) }))
+        let ids: Vec<String> = row.get::<_, Option<Vec<String>>>("recipient_ids").unwrap_or_default();
+        let unread: Vec<i32> = row.get::<_, Option<Vec<i32>>>("recipient_unread").unwrap_or_default();
+        let mentions: Vec<i32> = row.get::<_, Option<Vec<i32>>>("recipient_mentions").unwrap_or_default();
+        let recipients = ids
+            .into_iter()
+            .zip(unread.into_iter().zip(mentions))
+            .map(|(user, (unread_count, mention_count))| {
+                (user, Unread { room_id: new.room_id, unread_count, mention_count })
+            })
             .collect();
         Ok(Inserted::New { message: message_from_row(&row)?, recipients })
     }
@@ -349,10 +363,14 @@ impl Store {
         let message = message_from_row(&row)?;
         if message.message_type != MessageType::System {
             tx.execute(
-                "UPDATE chat_room_participants
+                // Locks in user-id order, as insert_message does.
+                "UPDATE chat_room_participants p
                  SET unread_count = GREATEST(unread_count - 1, 0),
-                     mention_count = GREATEST(mention_count - CASE WHEN user_id = ANY($5) THEN 1 ELSE 0 END, 0)
-                 WHERE tenant_id = $1 AND room_id = $2 AND user_id <> $3 AND last_read_seq < $4",
+                     mention_count = GREATEST(mention_count - CASE WHEN p.user_id = ANY($5) THEN 1 ELSE 0 END, 0)
+                 FROM (SELECT user_id FROM chat_room_participants
+                       WHERE tenant_id = $1 AND room_id = $2 AND user_id <> $3 AND last_read_seq < $4
+                       ORDER BY user_id FOR UPDATE) unread
+                 WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = unread.user_id",
                 &[&by.tenant_id, &message.room_id, &message.sender_id, &message.seq, &message.mentions],
             )
             .await?;
