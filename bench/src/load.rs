@@ -70,6 +70,21 @@ impl Gateway {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
+    /// Waits until every closed connection has been through `$disconnect`, so the next
+    /// scenario does not share the machine with that work.
+    async fn settle(&self) {
+        let url = format!("http://127.0.0.1:{}/api/v1/chat/health", self.port);
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            let health: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+            if health["active_connections"] == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        eprintln!("bench: connections still open after {DEADLINE:?}");
+    }
+
     pub fn management_endpoint(&self) -> String {
         format!("http://127.0.0.1:{}/{}", self.port, gateway::STAGE)
     }
@@ -177,6 +192,7 @@ pub async fn fan_out(gateway: &Gateway, size: usize, senders: usize, per_sender:
     futures::future::join_all(readers).await;
     let elapsed = started.elapsed().as_secs_f64();
     drop(sinks);
+    gateway.settle().await;
     let mut latencies = Vec::new();
     while let Ok(l) = latency_rx.try_recv() {
         latencies.push(l);
@@ -246,6 +262,7 @@ pub async fn idle_connections(gateway: &Gateway, count: usize) -> Idle {
     let after = gateway.rss_kib();
     let held = clients.len();
     drop(clients);
+    gateway.settle().await;
     Idle { held, rss_per_connection_kib: (after - before) / held as f64, opened_per_sec }
 }
 

@@ -44,6 +44,18 @@ async fn run() -> Vec<Row> {
     let mut rows = Vec::new();
     let limits = limits::measure().await;
     let gateway = load::Gateway::start().await;
+    // First, while the gateway's memory holds nothing else.
+    let idle_count = env_or("BENCH_IDLE", 10_000);
+    if idle_count > 0 {
+        let idle = load::idle_connections(&gateway, idle_count).await;
+        rows.push(Row {
+            scenario: format!("idle connections held ({})", idle.held),
+            ours: format!("{:.1} KiB RSS each", idle.rss_per_connection_kib),
+            reference: format!("opened at {:.0}/s", idle.opened_per_sec),
+            ratio: String::new(),
+        });
+    }
+
     let peer = peer::Peer::start().await;
     // A size of 0 (e.g. BENCH_BIG_ROOM=0) skips that scenario; BENCH_FANOUT_ONLY stops after fan-out.
 
@@ -83,14 +95,6 @@ async fn run() -> Vec<Row> {
         gateway.stop().await;
         return rows;
     }
-
-    let idle = load::idle_connections(&gateway, env_or("BENCH_IDLE", 10_000)).await;
-    rows.push(Row {
-        scenario: format!("idle connections held ({})", idle.held),
-        ours: format!("{:.1} KiB RSS each", idle.rss_per_connection_kib),
-        reference: format!("opened at {:.0}/s", idle.opened_per_sec),
-        ratio: String::new(),
-    });
 
     let cost = load::invocation_cost(&gateway, env_or("BENCH_INVOCATIONS", 2000)).await;
     rows.push(Row {
