@@ -39,6 +39,46 @@ pub struct ReadResult {
 const MESSAGE_COLUMNS: &str = "id, seq, room_id, sender_id, sender_name, message_type, content, attachments, \
      mentions, reply_to, reply_count, client_msg_id, created_at, edited_at, deleted_at, deleted_by";
 
+/// The statements whose plans matter at volume, public so the query-plan test
+/// (`tests/tests/partitioning.rs`) EXPLAINs exactly what runs.
+pub mod statements {
+    use super::MESSAGE_COLUMNS;
+
+    /// $1 tenant, $2 the scope's id, $3 < seq < $4, $5 rows; `scope` is `room_id = $2` or
+    /// `reply_to = $2`.
+    pub fn page(scope: &str, ascending: bool) -> String {
+        let order = if ascending { "ASC" } else { "DESC" };
+        format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_messages
+             WHERE tenant_id = $1 AND {scope} AND seq > $3 AND seq < $4
+             ORDER BY seq {order} LIMIT $5"
+        )
+    }
+
+    /// $1 tenant, $2 query, $3 the searching user, $4 a room or NULL, $5 rows.
+    pub fn search() -> String {
+        format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_messages m, websearch_to_tsquery('simple', $2) q
+             WHERE m.tenant_id = $1 AND m.search_vector @@ q AND m.deleted_at IS NULL
+               AND m.room_id IN (SELECT p.room_id FROM chat_room_participants p
+                                 WHERE p.tenant_id = $1 AND p.user_id = $3)
+               AND ($4::uuid IS NULL OR m.room_id = $4)
+             ORDER BY ts_rank(m.search_vector, q) DESC, m.seq DESC
+             LIMIT $5"
+        )
+    }
+
+    /// $1 tenant, $2 room, $3 reader, $4 their read position: recounts what they have not read.
+    pub const UNREAD_RECOUNT: &str = "UPDATE chat_room_participants p
+         SET unread_count = c.unread, mention_count = c.mentioned
+         FROM (SELECT count(*)::int AS unread, count(*) FILTER (WHERE $3 = ANY(m.mentions))::int AS mentioned
+               FROM chat_messages m
+               WHERE m.tenant_id = $1 AND m.room_id = $2 AND m.seq > $4
+                 AND m.sender_id <> $3 AND m.deleted_at IS NULL AND m.message_type <> 'system') c
+         WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = $3
+         RETURNING p.unread_count, p.mention_count";
+}
+
 fn message_from_row(row: &Row) -> Result<Message, StoreError> {
     let kind: String = row.get("message_type");
     let attachments: serde_json::Value = row.get("attachments");
@@ -201,12 +241,7 @@ impl Store {
         limit: u32,
     ) -> Result<(Vec<Message>, bool), StoreError> {
         let fetch = i64::from(limit) + 1;
-        let order = if after.is_some() { "ASC" } else { "DESC" };
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM chat_messages
-             WHERE tenant_id = $1 AND {scope} AND seq > $3 AND seq < $4
-             ORDER BY seq {order} LIMIT $5"
-        );
+        let sql = statements::page(scope, after.is_some());
         let lower = after.map_or(0, |c| c.0);
         let upper = before.map_or(i64::MAX, |c| c.0);
         let rows = self.client().await?.query(&sql, &[&tenant_id, scope_id, &lower, &upper, &fetch]).await?;
@@ -232,15 +267,7 @@ impl Store {
             .client()
             .await?
             .query(
-                &format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM chat_messages m, websearch_to_tsquery('simple', $2) q
-                     WHERE m.tenant_id = $1 AND m.search_vector @@ q AND m.deleted_at IS NULL
-                       AND m.room_id IN (SELECT p.room_id FROM chat_room_participants p
-                                         WHERE p.tenant_id = $1 AND p.user_id = $3)
-                       AND ($4::uuid IS NULL OR m.room_id = $4)
-                     ORDER BY ts_rank(m.search_vector, q) DESC, m.seq DESC
-                     LIMIT $5"
-                ),
+                &statements::search(),
                 &[&searcher.tenant_id, &query, &searcher.user_id, &room_id, &i64::from(limit)],
             )
             .await?;
@@ -389,7 +416,7 @@ impl Store {
             .execute(
                 "INSERT INTO chat_message_receipts (message_id, tenant_id, user_id, delivered_at)
                  SELECT $2, $1, u, now() FROM unnest($3::text[]) AS u
-                 ON CONFLICT (message_id, user_id) DO UPDATE
+                 ON CONFLICT (tenant_id, message_id, user_id) DO UPDATE
                    SET delivered_at = COALESCE(chat_message_receipts.delivered_at, now())",
                 &[&tenant_id, &message_id, &users],
             )
@@ -439,7 +466,7 @@ impl Store {
                 "INSERT INTO chat_message_receipts (message_id, tenant_id, user_id, read_at)
                  SELECT id, tenant_id, $3, now() FROM chat_messages
                  WHERE tenant_id = $1 AND room_id = $2 AND id = ANY($4) AND sender_id <> $3
-                 ON CONFLICT (message_id, user_id) DO UPDATE SET read_at = COALESCE(chat_message_receipts.read_at, now())
+                 ON CONFLICT (tenant_id, message_id, user_id) DO UPDATE SET read_at = COALESCE(chat_message_receipts.read_at, now())
                  RETURNING message_id",
                 &[&reader.tenant_id, &room_id, &reader.user_id, &ids],
             )
@@ -460,17 +487,7 @@ impl Store {
             .await?;
         let position: i64 = moved.get(0);
         let row = tx
-            .query_one(
-                "UPDATE chat_room_participants p
-                 SET unread_count = c.unread, mention_count = c.mentioned
-                 FROM (SELECT count(*)::int AS unread, count(*) FILTER (WHERE $3 = ANY(m.mentions))::int AS mentioned
-                       FROM chat_messages m
-                       WHERE m.tenant_id = $1 AND m.room_id = $2 AND m.seq > $4
-                         AND m.sender_id <> $3 AND m.deleted_at IS NULL AND m.message_type <> 'system') c
-                 WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = $3
-                 RETURNING p.unread_count, p.mention_count",
-                &[&reader.tenant_id, &room_id, &reader.user_id, &position],
-            )
+            .query_one(statements::UNREAD_RECOUNT, &[&reader.tenant_id, &room_id, &reader.user_id, &position])
             .await?;
         tx.commit().await?;
         Ok(ReadResult {

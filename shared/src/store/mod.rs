@@ -1,7 +1,7 @@
 //! Postgres persistence. Each submodule holds the SQL of one table group; every statement
 //! filters on the tenant, except the typing-expiry sweep, which is system-wide by nature.
 
-mod messages;
+pub mod messages;
 mod metrics;
 mod migrations;
 mod rooms;

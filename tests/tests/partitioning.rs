@@ -1,0 +1,98 @@
+//! Messages and receipts are partitioned by tenant. At a realistic volume (a million messages in
+//! a thousand rooms of twenty tenants; `PLAN_TEST_MESSAGES` to change) the statements behind
+//! every history page, thread, search and read are planned against one partition and through
+//! its indexes.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use integration_tests::fresh_database;
+use serde_json::Value;
+use shared::store::messages::statements;
+use tokio_postgres::types::ToSql;
+
+/// Every plan node as (node type, relation, index).
+fn nodes(plan: &Value, out: &mut Vec<(String, String, String)>) {
+    let field = |key: &str| plan[key].as_str().unwrap_or_default().to_string();
+    out.push((field("Node Type"), field("Relation Name"), field("Index Name")));
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        nodes(child, out);
+    }
+}
+
+#[tokio::test]
+async fn tenant_queries_stay_on_one_partition_and_use_its_indexes() {
+    let messages: i64 = std::env::var("PLAN_TEST_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let (db, connection) = tokio_postgres::connect(&fresh_database().await, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let started = Instant::now();
+    db.batch_execute(&format!(
+        "INSERT INTO chat_rooms (id, tenant_id, name, room_type, created_by)
+         SELECT gen_random_uuid(), 'tenant-' || (r % 20), 'room ' || r, 'group', 'u0' FROM generate_series(0, 999) r;
+         INSERT INTO chat_room_participants (room_id, tenant_id, user_id)
+         SELECT id, tenant_id, 'u' || u FROM chat_rooms, generate_series(0, 9) u;
+         -- One message in a thousand mentions an outage: what a search looks for.
+         INSERT INTO chat_messages (id, tenant_id, room_id, sender_id, message_type, content, mentions, reply_to, created_at)
+         SELECT gen_random_uuid(), r.tenant_id, r.id, 'u' || (i % 10), 'text',
+                'message ' || i || CASE WHEN i % 1000 = 0 THEN ' about the outage' ELSE ' about lunch' END,
+                CASE WHEN i % 50 = 0 THEN ARRAY['u1'] ELSE '{{}}' END, NULL, now() - i * interval '1 second'
+         FROM generate_series(1, {messages}) i
+         JOIN (SELECT id, tenant_id, row_number() OVER (ORDER BY id) - 1 AS n FROM chat_rooms) r ON r.n = i % 1000;
+         INSERT INTO chat_message_receipts (message_id, tenant_id, user_id, delivered_at)
+         SELECT id, tenant_id, 'u1', now() FROM chat_messages WHERE seq % 10 = 0;
+         ANALYZE;"
+    ))
+    .await
+    .unwrap();
+    println!("generated {messages} messages in 1000 rooms of 20 tenants in {:?}", started.elapsed());
+
+    let tenant = "tenant-3";
+    let room: uuid::Uuid =
+        db.query_one("SELECT id FROM chat_rooms WHERE tenant_id = $1 LIMIT 1", &[&tenant]).await.unwrap().get(0);
+    let parent: uuid::Uuid = db
+        .query_one("SELECT id FROM chat_messages WHERE tenant_id = $1 AND room_id = $2 LIMIT 1", &[&tenant, &room])
+        .await
+        .unwrap()
+        .get(0);
+    let (no_room, newest, position) = (None::<uuid::Uuid>, i64::MAX, 900_000_i64);
+    let checks: Vec<(&str, String, Vec<&(dyn ToSql + Sync)>)> = vec![
+        (
+            "history, newest page",
+            statements::page("room_id = $2", false),
+            vec![&tenant, &room, &0_i64, &newest, &51_i64],
+        ),
+        (
+            "history, after a cursor",
+            statements::page("room_id = $2", true),
+            vec![&tenant, &room, &position, &newest, &51_i64],
+        ),
+        (
+            "thread of a message",
+            statements::page("reply_to = $2", true),
+            vec![&tenant, &parent, &0_i64, &newest, &51_i64],
+        ),
+        ("search", statements::search(), vec![&tenant, &"outage", &"u1", &no_room, &20_i64]),
+        ("unread recount on mark_read", statements::UNREAD_RECOUNT.to_string(), vec![&tenant, &room, &"u1", &position]),
+    ];
+    for (name, sql, params) in checks {
+        let explained = db.query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &params).await.unwrap();
+        let plan: Value = explained.get(0);
+        let mut all = Vec::new();
+        nodes(&plan[0]["Plan"], &mut all);
+        let partitions: BTreeSet<&str> =
+            all.iter().map(|(_, rel, _)| rel.as_str()).filter(|r| r.starts_with("chat_messages_p")).collect();
+        let indexes: BTreeSet<&str> =
+            all.iter().map(|(_, _, index)| index.as_str()).filter(|i| !i.is_empty()).collect();
+        let timed = Instant::now();
+        if !sql.starts_with("UPDATE") {
+            db.query(&sql, &params).await.unwrap();
+        }
+        println!("{name}: partitions {partitions:?}, indexes {indexes:?}, ran in {:?}", timed.elapsed());
+        assert_eq!(partitions.len(), 1, "{name} should touch one partition of chat_messages:\n{plan:#}");
+        assert!(
+            !all.iter().any(|(node, rel, _)| node == "Seq Scan" && rel.starts_with("chat_messages_p")),
+            "{name} scans a partition sequentially:\n{plan:#}"
+        );
+        assert!(!indexes.is_empty(), "{name} uses no index:\n{plan:#}");
+    }
+}
