@@ -4,9 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use shared::http_api::{self, HttpRequest};
+use futures::StreamExt;
+use shared::http_api::{self, Body, HttpRequest};
 
 use crate::Gateway;
 
@@ -20,7 +21,22 @@ pub async fn chat_api(
     let request = HttpRequest { method, path: uri.path().to_string(), query, headers };
     let answer = http_api::handle(&gateway.service, request).await;
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, [(header::CONTENT_TYPE, "application/json")], answer.body).into_response();
+    let mut response = match answer.body {
+        Body::Json(json) => (status, [(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Body::Export(export) => {
+            let headers = http_api::export_headers(&export);
+            // A failure part-way ends the stream with an error, so the client sees a cut-off
+            // transfer rather than a short file that looks whole.
+            let chunks = export.chunks.map(|chunk| chunk.map(|(_, text)| text).map_err(std::io::Error::other));
+            let mut response = (status, axum::body::Body::from_stream(chunks)).into_response();
+            for (name, value) in headers {
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, value);
+                }
+            }
+            response
+        }
+    };
     if let Some(seconds) = answer.retry_after {
         response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
     }

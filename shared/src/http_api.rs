@@ -2,7 +2,7 @@
 //! axum server, or API Gateway's HTTP API invoking the http-api function):
 //!
 //! `GET /api/v1/chat/health` · `GET /api/v1/chat/rooms/{room_id}/messages` ·
-//! `GET /api/v1/chat/search` · `GET /api/v1/chat/metrics`
+//! `GET /api/v1/chat/search` · `GET /api/v1/chat/metrics` · `GET /api/v1/chat/export`
 //!
 //! All but health need `Authorization: Bearer JWT`, the same token as the WebSocket.
 
@@ -18,7 +18,7 @@ use crate::auth;
 use crate::model::Caller;
 use crate::protocol::{Cursor, HistoryRequest, ServerFrame, MAX_HISTORY_PAGE};
 use crate::ratelimit::Limit;
-use crate::service::{ChatError, ChatService};
+use crate::service::{ChatError, ChatService, Export, ExportFormat};
 
 const PREFIX: &str = "/api/v1/chat";
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,19 +32,38 @@ pub struct HttpRequest {
     pub headers: HeaderMap,
 }
 
-#[derive(Debug)]
 pub struct HttpResponse {
     pub status: u16,
-    /// JSON.
-    pub body: String,
+    pub body: Body,
     /// Seconds, for 429.
     pub retry_after: Option<u64>,
 }
 
+pub enum Body {
+    Json(String),
+    /// Streamed by the local gateway; gathered up to a response's size by the http-api function.
+    Export(Export),
+}
+
 impl HttpResponse {
     fn json(status: u16, body: Value) -> Self {
-        Self { status, body: body.to_string(), retry_after: None }
+        Self { status, body: Body::Json(body.to_string()), retry_after: None }
     }
+}
+
+/// The headers of an export's response: its type, a file name, and `X-Export-Total` (records
+/// to come) for progress.
+pub fn export_headers(export: &Export) -> Vec<(&'static str, String)> {
+    let extension = match export.format {
+        ExportFormat::Jsonl => "jsonl",
+        ExportFormat::Csv => "csv",
+    };
+    vec![
+        ("content-type", export.format.content_type().to_string()),
+        ("content-disposition", format!("attachment; filename=\"chat-export.{extension}\"")),
+        ("x-export-total", export.total.to_string()),
+        ("x-export-after", export.after.to_string()),
+    ]
 }
 
 /// The error body shared by every HTTP answer: `{"code","message"}`, plus `retry_after_ms` when limited.
@@ -59,7 +78,7 @@ pub fn error_body(err: &ChatError) -> Value {
 fn error(err: &ChatError) -> HttpResponse {
     HttpResponse {
         status: err.http_status(),
-        body: error_body(err).to_string(),
+        body: Body::Json(error_body(err).to_string()),
         retry_after: err.retry_after_ms().map(|ms| ms.div_ceil(1000)),
     }
 }
@@ -90,6 +109,7 @@ pub async fn handle(service: &ChatService, req: HttpRequest) -> HttpResponse {
                     ["rooms", room_id, "messages"] => history(service, &caller, room_id, &req.query).await,
                     ["search"] => search(service, &caller, &req.query).await,
                     ["metrics"] => metrics(service, &caller).await,
+                    ["export"] => export(service, &caller, &req.query).await,
                     _ => Err(ChatError::NotFound("route")),
                 }
             })
@@ -213,4 +233,20 @@ async fn metrics(service: &ChatService, caller: &Caller) -> Result<HttpResponse,
             "rooms": figures.rooms,
         }),
     ))
+}
+
+async fn export(
+    service: &ChatService,
+    caller: &Caller,
+    query: &HashMap<String, String>,
+) -> Result<HttpResponse, ChatError> {
+    let format = query.get("format").map_or("jsonl", String::as_str);
+    let format = ExportFormat::parse(format).ok_or_else(|| ChatError::Invalid("format must be jsonl or csv".into()))?;
+    let room_id = param::<Uuid>(query, "room_id")?;
+    if let Some(room_id) = room_id {
+        tracing::Span::current().record("room_id", room_id.to_string());
+    }
+    let after = cursor(query, "after")?.map_or(0, |c| c.0);
+    let export = service.export(caller, room_id, format, after).await?;
+    Ok(HttpResponse { status: 200, body: Body::Export(export), retry_after: None })
 }

@@ -17,4 +17,4 @@ pub mod store;
 pub mod telemetry;
 
 pub use config::Config;
-pub use service::{ChatError, ChatService};
+pub use service::{ChatError, ChatService, Export};

@@ -262,6 +262,15 @@ impl Client {
         reply
     }
 
+    /// Reads and drops every event already posted to this client (those queued before the
+    /// answer to a ping), for tests about what was stored rather than what was told.
+    pub async fn drain(&mut self) {
+        self.next_request += 1;
+        let id = format!("{}-{}", self.user, self.next_request);
+        self.send(json!({ "type": "ping", "request_id": id })).await;
+        while self.recv().await["request_id"] != id.as_str() {}
+    }
+
     /// Asserts nothing is waiting for this client: everything already posted to it is queued
     /// before the reply to a ping, so the ping's pong must come first.
     pub async fn assert_quiet(&mut self) {

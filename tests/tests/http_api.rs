@@ -140,3 +140,78 @@ async fn http_requests_over_the_limit_get_429_with_retry_after() {
     assert_eq!(body["code"], "rate_limited");
     assert!(body["retry_after_ms"].as_u64().unwrap() > 0);
 }
+
+/// `GET /api/v1/chat/export` with a token, as text: status, headers and body.
+async fn export(
+    app: &integration_tests::TestApp,
+    query: &str,
+    token: String,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let url = format!("http://{}/api/v1/chat/export?{query}", app.gateway.addr);
+    let response = reqwest::Client::new().get(url).bearer_auth(token).send().await.unwrap();
+    (response.status().as_u16(), response.headers().clone(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn admins_export_rooms_and_tenants_as_json_lines_and_csv_with_everything_kept() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    let other_room = app.room(&mut bob, &mut [], json!({})).await;
+    let mut ids = Vec::new();
+    for content in ["hello, \"world\"", "=HYPERLINK(\"http://evil\")", "to be deleted"] {
+        let ack = alice.request(json!({ "type": "send_message", "room_id": room, "content": content })).await;
+        ids.push(ack["message"]["id"].as_str().unwrap().to_string());
+    }
+    alice.request(json!({ "type": "edit_message", "message_id": ids[0], "content": "hello, edited" })).await;
+    bob.drain().await;
+    bob.request(json!({ "type": "send_message", "room_id": other_room, "content": "elsewhere" })).await;
+    bob.request(json!({ "type": "add_reaction", "message_id": ids[0], "emoji": "👍" })).await;
+    bob.request(json!({ "type": "mark_read", "room_id": room, "message_ids": [ids[1]] })).await;
+    alice.drain().await;
+    alice.request(json!({ "type": "delete_message", "message_id": ids[2] })).await;
+
+    // The room's admin exports the room: every message with its edits, reactions, receipts and
+    // deletion, in seq order, and the total up front for progress.
+    let (status, headers, body) = export(&app, &format!("room_id={room}"), app.token("alice")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["content-type"], "application/x-ndjson");
+    assert_eq!(headers["x-export-total"], "3");
+    let records: Vec<serde_json::Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(records.len(), 3);
+    assert_eq!(records[0]["content"], "hello, edited");
+    assert_eq!(records[0]["edits"][0]["content"], "hello, \"world\"");
+    assert_eq!(records[0]["reactions"][0]["emoji"], "👍");
+    assert_eq!(records[0]["read_by"], json!(["bob"]), "reading a later message reads this one");
+    assert!(records[1]["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["user_id"] == "bob" && !r["read_at"].is_null()));
+    assert_eq!((records[2]["deleted"].as_bool(), records[2]["content"].as_str()), (Some(true), Some("to be deleted")));
+    let seqs: Vec<i64> = records.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]));
+
+    // Resuming after a record gives the rest.
+    let (_, headers, rest) = export(&app, &format!("room_id={room}&after={}", seqs[0]), app.token("alice")).await;
+    assert_eq!((headers["x-export-total"].to_str().unwrap(), rest.lines().count()), ("2", 2));
+
+    // CSV: a header and one line per message, quoted per RFC 4180, formulas defused.
+    let (status, headers, csv) = export(&app, &format!("room_id={room}&format=csv"), app.token("alice")).await;
+    assert_eq!((status, headers["content-type"].to_str().unwrap()), (200, "text/csv; charset=utf-8"));
+    assert!(csv.starts_with("seq,id,room_id,sender_id,"), "{csv}");
+    assert!(csv.contains(",\"'=HYPERLINK(\"\"http://evil\"\")\","), "{csv}");
+    assert_eq!(csv.matches("\r\n").count(), 4);
+
+    // A tenant admin exports the whole tenant; members cannot, nor can other tenants.
+    let admin = shared::auth::mint_with_roles(&app.secret, &app.tenant, "boss", None, 60, &["admin"]);
+    let (status, _, all) = export(&app, "", admin).await;
+    assert_eq!((status, all.lines().count()), (200, 4));
+    let (status, _, denied) = export(&app, "", app.token("alice")).await;
+    assert_eq!(status, 403, "{denied}");
+    assert_eq!(export(&app, &format!("room_id={room}"), app.token("bob")).await.0, 403);
+    let outsider = shared::auth::mint_with_roles(&app.secret, "elsewhere", "boss", None, 60, &["admin"]);
+    assert_eq!(export(&app, &format!("room_id={room}"), outsider).await.0, 404);
+    assert_eq!(export(&app, "format=xml", app.token("alice")).await.0, 400);
+}

@@ -173,6 +173,20 @@ async fn http_api_answers_api_gateway_http_events() {
     assert_eq!(response["statusCode"], 200);
     assert_eq!(serde_json::from_str::<Value>(response["body"].as_str().unwrap()).unwrap()["status"], "healthy");
 
+    // An export comes back whole in one response when it fits, and says so.
+    let mut export = event("http-search.json", "");
+    export["rawPath"] = json!("/prod/api/v1/chat/export");
+    export["queryStringParameters"] = json!({ "room_id": room, "format": "jsonl" });
+    export["headers"]["authorization"] = json!(format!("Bearer {}", app.token("alice")));
+    let response = lambda.invoke(export).await.unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    assert_eq!(
+        (response["headers"]["x-export-complete"].as_str(), response["headers"]["x-export-total"].as_str()),
+        (Some("true"), Some("1"))
+    );
+    let record: Value = serde_json::from_str(response["body"].as_str().unwrap().trim_end()).unwrap();
+    assert_eq!(record["content"], "the budget is ready");
+
     let mut anonymous = event("http-search.json", "");
     anonymous["headers"].as_object_mut().unwrap().remove("authorization");
     assert_eq!(lambda.invoke(anonymous).await.unwrap()["statusCode"], 401);

@@ -1,10 +1,16 @@
-//! The HTTP API's routes (health, history, search, metrics) behind API Gateway's HTTP API.
+//! The HTTP API's routes (health, history, search, metrics, export) behind API Gateway's HTTP API.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
+use aws_lambda_events::encodings::Body as LambdaBody;
+use futures::StreamExt;
+use http::HeaderValue;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
-use shared::http_api::{self, HttpRequest};
-use shared::ChatService;
+use shared::http_api::{self, Body, HttpRequest};
+use shared::{ChatService, Export};
+
+/// API Gateway answers at most 10 MB and Lambda 6 MB; an export stops before this many bytes
+/// and says where to resume.
+const MAX_EXPORT_BYTES: usize = 5 * 1024 * 1024;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -21,12 +27,52 @@ async fn main() -> Result<(), Error> {
         let answer = http_api::handle(service, request).await;
         let mut response = ApiGatewayV2httpResponse::default();
         response.status_code = i64::from(answer.status);
-        response.headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
         if let Some(seconds) = answer.retry_after {
             response.headers.insert(http::header::RETRY_AFTER, seconds.into());
         }
-        response.body = Some(Body::Text(answer.body));
+        match answer.body {
+            Body::Json(json) => {
+                response.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response.body = Some(LambdaBody::Text(json));
+            }
+            Body::Export(export) => {
+                for (name, value) in http_api::export_headers(&export) {
+                    response.headers.insert(name, HeaderValue::from_str(&value)?);
+                }
+                let (body, resume_after) = gather(export).await?;
+                response
+                    .headers
+                    .insert("x-export-complete", HeaderValue::from_static(bool_str(resume_after.is_none())));
+                if let Some(seq) = resume_after {
+                    response.headers.insert("x-export-resume-after", seq.into());
+                }
+                response.body = Some(LambdaBody::Text(body));
+            }
+        }
         Ok::<_, Error>(response)
     }))
     .await
+}
+
+/// The export's records up to the response size, and the `seq` to resume after when cut short.
+async fn gather(mut export: Export) -> Result<(String, Option<i64>), Error> {
+    let mut body = String::new();
+    let mut last = export.after;
+    while let Some(chunk) = export.chunks.next().await {
+        let (seq, text) = chunk?;
+        if body.len() + text.len() > MAX_EXPORT_BYTES {
+            return Ok((body, Some(last)));
+        }
+        body.push_str(&text);
+        last = seq;
+    }
+    Ok((body, None))
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
 }

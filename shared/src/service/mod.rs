@@ -1,6 +1,7 @@
 //! The chat service: what each client frame and connection event does, whatever invoked it
 //! (a Lambda function or the local gateway). Room and message operations live in the submodules.
 
+mod export;
 mod messages;
 mod rooms;
 mod validate;
@@ -24,6 +25,7 @@ use crate::ratelimit::{Limit, RateLimiter};
 use crate::store::{Membership, Store, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+pub use export::{Export, Format as ExportFormat};
 pub use messages::SYSTEM_USER;
 
 #[derive(Debug, thiserror::Error)]

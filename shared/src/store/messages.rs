@@ -496,4 +496,71 @@ impl Store {
             read_at: moved.get(1),
         })
     }
+
+    /// How many messages an export of the tenant (or one room) after `after_seq` holds.
+    pub async fn export_count(
+        &self,
+        tenant_id: &str,
+        room_id: Option<Uuid>,
+        after_seq: i64,
+    ) -> Result<i64, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "SELECT count(*) FROM chat_messages
+                 WHERE tenant_id = $1 AND ($2::uuid IS NULL OR room_id = $2) AND seq > $3",
+                &[&tenant_id, &room_id, &after_seq],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
+    /// The next messages of an export in `seq` order, each a JSON object with everything kept
+    /// about it: deleted content (marked), edits, reactions, receipts and who has read it.
+    pub async fn export_page(
+        &self,
+        tenant_id: &str,
+        room_id: Option<Uuid>,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT m.seq, json_build_object(
+                     'id', m.id, 'seq', m.seq, 'room_id', m.room_id, 'sender_id', m.sender_id,
+                     'sender_name', m.sender_name, 'message_type', m.message_type, 'content', m.content,
+                     'attachments', m.attachments, 'mentions', m.mentions, 'reply_to', m.reply_to,
+                     'reply_count', m.reply_count, 'created_at', m.created_at, 'edited_at', m.edited_at,
+                     'deleted', m.deleted_at IS NOT NULL, 'deleted_at', m.deleted_at, 'deleted_by', m.deleted_by,
+                     'edits', COALESCE((
+                         SELECT json_agg(json_build_object('version', e.version, 'content', e.content,
+                                                           'edited_by', e.edited_by, 'edited_at', e.edited_at)
+                                         ORDER BY e.version)
+                         FROM chat_message_edits e WHERE e.tenant_id = $1 AND e.message_id = m.id), '[]'),
+                     'reactions', COALESCE((
+                         SELECT json_agg(json_build_object('user_id', r.user_id, 'emoji', r.emoji,
+                                                           'created_at', r.created_at)
+                                         ORDER BY r.created_at, r.user_id)
+                         FROM chat_message_reactions r WHERE r.tenant_id = $1 AND r.message_id = m.id), '[]'),
+                     'receipts', COALESCE((
+                         SELECT json_agg(json_build_object('user_id', c.user_id, 'delivered_at', c.delivered_at,
+                                                           'read_at', c.read_at)
+                                         ORDER BY c.user_id)
+                         FROM chat_message_receipts c WHERE c.tenant_id = $1 AND c.message_id = m.id), '[]'),
+                     'read_by', COALESCE((
+                         SELECT json_agg(p.user_id ORDER BY p.user_id) FROM chat_room_participants p
+                         WHERE p.tenant_id = $1 AND p.room_id = m.room_id AND p.last_read_seq >= m.seq
+                           AND p.user_id <> m.sender_id), '[]')
+                 )::text
+                 FROM chat_messages m
+                 WHERE m.tenant_id = $1 AND ($2::uuid IS NULL OR m.room_id = $2) AND m.seq > $3
+                 ORDER BY m.seq LIMIT $4",
+                &[&tenant_id, &room_id, &after_seq, &limit],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
 }
