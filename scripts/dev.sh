@@ -106,6 +106,34 @@ start_redis() {
     export REDIS_URL="redis://127.0.0.1:$port"
 }
 
+# A private Redis Cluster of three masters, for the suites that run against both kinds of Redis.
+start_redis_cluster() {
+    command -v redis-server >/dev/null || apt_install redis-server
+    local port nodes=() first=""
+    for _ in 1 2 3; do
+        port=$(free_port)
+        while (echo >"/dev/tcp/127.0.0.1/$((port + 10000))") 2>/dev/null; do port=$(free_port); done
+        mkdir -p "$state/cluster/$port"
+        redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes --save "" --appendonly no \
+            --cluster-config-file "$state/cluster/$port/nodes.conf" --daemonize yes --dir "$state/cluster/$port" \
+            --pidfile "$state/cluster/$port/redis.pid" --logfile "$state/cluster/$port/redis.log"
+        cleanup+=("redis-cli -p $port shutdown nosave >/dev/null 2>&1")
+        for _ in $(seq 1 100); do
+            redis-cli -p "$port" ping >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+        nodes+=("127.0.0.1:$port")
+        first=${first:-$port}
+    done
+    say "joining a Redis Cluster of ${nodes[*]}"
+    redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+    for _ in $(seq 1 100); do
+        redis-cli -p "$first" cluster info | grep -q cluster_state:ok && break
+        sleep 0.1
+    done
+    redis_cluster_url="redis+cluster://$(IFS=,; echo "${nodes[*]}")"
+}
+
 # cfn-lint from PyPI, in a private virtual environment when it is not on PATH.
 cfn_lint() {
     if command -v cfn-lint >/dev/null; then
@@ -172,6 +200,10 @@ test)
     say "running all tests"
     # --show-output prints what passing tests report, such as the functions' cold starts.
     RUST_LOG="${RUST_LOG:-warn}" cargo test --workspace --locked -- --show-output
+    start_redis_cluster
+    say "running the Redis-backed suites again, against the Redis Cluster"
+    REDIS_URL="$redis_cluster_url" RUST_LOG="${RUST_LOG:-warn}" cargo test --locked -p integration-tests \
+        --test foundation --test features --test abuse --test http_api
     say "testing the JavaScript client and the web page (Node, headless Chromium)"
     command -v npm >/dev/null || apt_install nodejs npm
     [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium

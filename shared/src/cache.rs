@@ -7,7 +7,7 @@
 //! before an edit, a deletion or a new reaction can never be cached after it. Deleted messages
 //! are cached whole and redacted per viewer when served.
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 use redis::Script;
 use std::sync::LazyLock;
 use uuid::Uuid;
@@ -55,14 +55,14 @@ return 1
 
 #[derive(Clone)]
 pub struct RecentCache {
-    redis: ConnectionManager,
+    redis: RedisConn,
 }
 
 /// A page served from the cache: messages oldest first, and whether older ones exist.
 pub type Page = (Vec<Message>, bool);
 
 impl RecentCache {
-    pub fn new(redis: ConnectionManager) -> Self {
+    pub fn new(redis: RedisConn) -> Self {
         Self { redis }
     }
 

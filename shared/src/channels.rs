@@ -1,8 +1,8 @@
 //! Publishes every event on the Redis channels other services follow:
 //! `room:{room_id}`, `user:{user_id}`, `typing:{room_id}` and `chat:global`.
 
+use crate::redis_conn::RedisConn;
 use chrono::Utc;
-use redis::aio::ConnectionManager;
 use serde::Serialize;
 use std::fmt;
 use uuid::Uuid;
@@ -39,7 +39,7 @@ struct Envelope<'a> {
 
 /// Publishes the event on each channel in one round trip.
 pub async fn publish(
-    redis: &ConnectionManager,
+    redis: &RedisConn,
     tenant_id: &str,
     channels: &[Channel],
     event: &ServerFrame,

@@ -12,6 +12,7 @@ pub mod model;
 pub mod presence;
 pub mod protocol;
 pub mod ratelimit;
+pub mod redis_conn;
 pub mod service;
 pub mod store;
 pub mod telemetry;

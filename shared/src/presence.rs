@@ -5,8 +5,8 @@
 //! connection ids · `chat:tenant:{tenant}:conns` set · `chat:presence:{tenant}` hash user → last
 //! change · `chat:connections` set of all.
 
+use crate::redis_conn::RedisConn;
 use chrono::{DateTime, TimeZone, Utc};
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use crate::model::Caller;
@@ -40,15 +40,15 @@ pub struct Registered {
 
 #[derive(Clone)]
 pub struct Presence {
-    redis: ConnectionManager,
+    redis: RedisConn,
 }
 
 impl Presence {
-    pub fn new(redis: ConnectionManager) -> Self {
+    pub fn new(redis: RedisConn) -> Self {
         Self { redis }
     }
 
-    pub fn redis(&self) -> &ConnectionManager {
+    pub fn redis(&self) -> &RedisConn {
         &self.redis
     }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 use redis::Script;
 
 /// A sustained rate with a burst allowance, written `RATE/BURST` (per second), or `off`.
@@ -149,12 +149,12 @@ return {allowed, wait}
 
 #[derive(Clone)]
 pub struct RateLimiter {
-    redis: ConnectionManager,
+    redis: RedisConn,
     limits: RateLimits,
 }
 
 impl RateLimiter {
-    pub fn new(redis: ConnectionManager, limits: RateLimits) -> Self {
+    pub fn new(redis: RedisConn, limits: RateLimits) -> Self {
         Self { redis, limits }
     }
 

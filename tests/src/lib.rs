@@ -168,15 +168,19 @@ impl TestApp {
 
     /// A subscription to Redis channels for this test's tenant, ready before this returns.
     pub async fn subscribe(&self, channels: &[String]) -> Subscription {
-        let mut pubsub = redis::Client::open(env("REDIS_URL")).unwrap().get_async_pubsub().await.unwrap();
+        // On a cluster, PUBLISH reaches subscribers on every node: any one of them will do.
+        let url = env("REDIS_URL");
+        let node = shared::redis_conn::cluster_nodes(&url).map_or(url, |nodes| nodes[0].clone());
+        let mut pubsub = redis::Client::open(node).unwrap().get_async_pubsub().await.unwrap();
         for channel in channels {
             pubsub.subscribe(channel).await.unwrap();
         }
         Subscription { pubsub, tenant: self.tenant.clone() }
     }
 
-    pub async fn redis(&self) -> redis::aio::ConnectionManager {
-        redis::Client::open(env("REDIS_URL")).unwrap().get_connection_manager().await.unwrap()
+    /// The system's own kind of Redis connection (one node or a cluster, as configured).
+    pub async fn redis(&self) -> shared::redis_conn::RedisConn {
+        shared::redis_conn::RedisConn::connect(&env("REDIS_URL"), Duration::from_secs(5)).await.unwrap()
     }
 
     /// Creates a room through `owner` with the other clients as participants; each of them

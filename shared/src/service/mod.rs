@@ -22,8 +22,8 @@ use crate::model::{Caller, Message, Role};
 use crate::presence::Presence;
 use crate::protocol::{self, ClientFrame, PresenceStatus, ProtocolError, ServerFrame};
 use crate::ratelimit::{Limit, RateLimiter};
+use crate::redis_conn::RedisConn;
 use crate::store::{Membership, Store, StoreError};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use export::{Export, Format as ExportFormat};
 pub use messages::SYSTEM_USER;
@@ -142,14 +142,7 @@ pub enum InitError {
 impl ChatService {
     pub async fn new(config: Config) -> Result<Self, InitError> {
         let store = Store::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
-        // Lazy: the process starts while Redis is away and reconnects by itself when it is back.
-        let redis_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.redis_timeout))
-            .set_response_timeout(Some(config.redis_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(1));
-        let redis =
-            ConnectionManager::new_lazy_with_config(redis::Client::open(config.redis_url.as_str())?, redis_config)?;
+        let redis = RedisConn::connect(&config.redis_url, config.redis_timeout).await?;
         let fanout = Fanout::new(&config).await;
         Ok(Self {
             store,
