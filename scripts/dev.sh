@@ -134,20 +134,41 @@ start_redis_cluster() {
     redis_cluster_url="redis+cluster://$(IFS=,; echo "${nodes[*]}")"
 }
 
-# cfn-lint from PyPI, in a private virtual environment when it is not on PATH.
+# Python tools from PyPI (cfn-lint, moto's S3 server) in a private virtual environment.
+venv="${state%/*}/venv"
+pip_tool() {
+    local tool=$1 package=$2
+    if [ ! -x "$venv/bin/$tool" ]; then
+        python3 -m venv --help >/dev/null 2>&1 || apt_install python3 python3-venv
+        [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+        say "installing $package into $venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "$package"
+    fi
+}
+
 cfn_lint() {
     if command -v cfn-lint >/dev/null; then
         cfn-lint "$@"
         return
     fi
-    local venv="${state%/*}/venv"
-    if [ ! -x "$venv/bin/cfn-lint" ]; then
-        python3 -m venv --help >/dev/null 2>&1 || apt_install python3 python3-venv
-        say "installing cfn-lint into $venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check cfn-lint
-    fi
+    pip_tool cfn-lint cfn-lint
     "$venv/bin/cfn-lint" "$@"
+}
+
+# A local S3-compatible server (moto) for the archive tests.
+start_s3() {
+    pip_tool moto_server "moto[server]"
+    local port
+    port=$(free_port)
+    mkdir -p "$state"
+    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$state/moto.log" 2>&1 &
+    cleanup+=("kill $!")
+    for _ in $(seq 1 100); do
+        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    say "local S3 (moto) on 127.0.0.1:$port"
+    export S3_ENDPOINT="http://127.0.0.1:$port"
 }
 
 require_toolchain
@@ -195,6 +216,7 @@ bench)
 test)
     say "linting template.yaml"
     cfn_lint template.yaml
+    start_s3
     say "building the functions (the Lambda tests run the real binaries)"
     cargo build --workspace --bins --locked
     say "running all tests"

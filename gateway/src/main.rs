@@ -2,6 +2,7 @@
 //!
 //!   local-gateway serve [--port 8000] [--host 127.0.0.1]   the gateway and the handlers in-process
 //!   local-gateway migrate                                   applies migrations/ to DATABASE_URL
+//!   local-gateway archive                                   moves old messages to ARCHIVE_BUCKET
 //!   local-gateway token --user ID [--tenant ID] [--name N] [--ttl SECONDS]
 //!                                                           prints a development JWT
 
@@ -12,7 +13,7 @@ use std::process::ExitCode;
 use shared::store::Store;
 use shared::Config;
 
-const USAGE: &str = "usage: local-gateway serve [--host H] [--port P] | migrate | token --user ID [--tenant ID] [--name NAME] [--ttl SECONDS]";
+const USAGE: &str = "usage: local-gateway serve [--host H] [--port P] | migrate | archive | token --user ID [--tenant ID] [--name NAME] [--ttl SECONDS]";
 
 fn options(args: &[String]) -> Result<HashMap<String, String>, String> {
     let mut map = HashMap::new();
@@ -53,6 +54,15 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             } else {
                 println!("migrations applied: {}", applied.join(", "));
             }
+            Ok(())
+        }
+        "archive" => {
+            let service = shared::ChatService::from_env().await.map_err(|e| e.to_string())?;
+            let report = service.archive_old_messages().await.map_err(|e| e.to_string())?;
+            println!(
+                "archived {} messages of {} rooms into {} room-months",
+                report.messages, report.rooms, report.months
+            );
             Ok(())
         }
         "token" => {

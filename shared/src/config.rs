@@ -44,6 +44,12 @@ pub struct Config {
     /// zero sweeps once).
     pub sweep_window: Duration,
     pub rate_limits: RateLimits,
+    /// Where messages older than `archive_after` go (S3), as gzipped JSON Lines per room and
+    /// month; unset, nothing is archived.
+    pub archive_bucket: Option<String>,
+    pub archive_after: Duration,
+    /// An S3-compatible endpoint instead of AWS's (path-style addressing), e.g. a local server.
+    pub s3_endpoint: Option<String>,
     /// The local gateway mints development tokens at `POST /api/v1/dev/token` (never in production).
     pub dev_tokens: bool,
     /// Where the local gateway finds the web page and the built JavaScript client.
@@ -70,6 +76,9 @@ impl Config {
             typing_ttl: Duration::from_secs(parsed("TYPING_TTL_SECONDS", 10)?),
             typing_sweep_interval: Duration::from_millis(parsed("TYPING_SWEEP_INTERVAL_MS", 1000)?),
             sweep_window: Duration::from_secs(parsed("SWEEP_WINDOW_SECONDS", 0)?),
+            archive_bucket: optional("ARCHIVE_BUCKET"),
+            archive_after: Duration::from_secs(86_400 * parsed::<u64>("ARCHIVE_AFTER_DAYS", 365)?),
+            s3_endpoint: optional("S3_ENDPOINT"),
             dev_tokens: optional("DEV_TOKENS").is_some_and(|v| v == "1" || v == "true"),
             web_dir: optional("WEB_DIR").unwrap_or_else(|| "clients/web".into()),
             js_client_dir: optional("JS_CLIENT_DIR").unwrap_or_else(|| "clients/js/dist".into()),

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_apigatewaymanagement::config::{Credentials, SharedCredentialsProvider};
+use aws_config::SdkConfig;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -32,23 +31,7 @@ pub struct Fanout {
 
 impl Fanout {
     pub async fn new(config: &Config) -> Self {
-        let region = Region::new(config.aws_region.clone());
-        let sdk = if config.use_aws_credentials {
-            aws_config::defaults(BehaviorVersion::latest()).region(region).load().await
-        } else {
-            // The local gateway ignores signatures; static credentials keep the SDK from probing for real ones.
-            SdkConfig::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .region(region)
-                .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                    "local",
-                    "local",
-                    None,
-                    None,
-                    "local-gateway",
-                )))
-                .build()
-        };
+        let sdk = crate::aws::sdk_config(config).await;
         Self {
             sdk,
             endpoint_override: config.management_endpoint.clone(),

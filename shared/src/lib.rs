@@ -1,7 +1,9 @@
 //! The library every function and the local gateway use: protocol, auth, persistence, presence,
 //! fan-out and the chat service.
 
+pub mod archive;
 pub mod auth;
+pub mod aws;
 pub mod cache;
 pub mod channels;
 pub mod config;

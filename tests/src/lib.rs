@@ -70,10 +70,30 @@ pub async fn test_config() -> Config {
         sweep_window: Duration::ZERO,
         // Tests that are about limits set their own.
         rate_limits: shared::ratelimit::RateLimits::OFF,
+        // The archive suite sets a bucket; S3_ENDPOINT names the local S3-compatible server.
+        archive_bucket: None,
+        archive_after: Duration::from_secs(365 * 86_400),
+        s3_endpoint: std::env::var("S3_ENDPOINT").ok(),
         dev_tokens: false,
         web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/web").into(),
         js_client_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/js/dist").into(),
     }
+}
+
+/// A new bucket on the local S3-compatible server (`S3_ENDPOINT`), through the real SDK client.
+pub async fn archive_bucket() -> String {
+    let bucket = format!("chat-archive-{}", uuid::Uuid::new_v4().simple());
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(aws_sdk_s3::config::Credentials::new(
+            "local", "local", None, None, "test",
+        )))
+        .build();
+    let config =
+        aws_sdk_s3::config::Builder::from(&sdk).endpoint_url(env("S3_ENDPOINT")).force_path_style(true).build();
+    aws_sdk_s3::Client::from_conf(config).create_bucket().bucket(&bucket).send().await.expect("create bucket");
+    bucket
 }
 
 pub struct TestApp {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use integration_tests::lambda::LocalLambda;
-use integration_tests::{spawn_app_with, test_config, TestApp};
+use integration_tests::{archive_bucket, spawn_app_with, test_config, TestApp};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
@@ -190,4 +190,26 @@ async fn http_api_answers_api_gateway_http_events() {
     let mut anonymous = event("http-search.json", "");
     anonymous["headers"].as_object_mut().unwrap().remove("authorization");
     assert_eq!(lambda.invoke(anonymous).await.unwrap()["statusCode"], 401);
+}
+
+#[tokio::test]
+async fn archive_moves_old_messages_to_the_bucket() {
+    let app = app().await;
+    let mut alice = app.connect("alice").await;
+    let room = app.room(&mut alice, &mut [], json!({})).await;
+    alice.request(json!({ "type": "send_message", "room_id": room, "content": "from last year" })).await;
+    app.db().await.execute("UPDATE chat_messages SET created_at = now() - interval '400 days'", &[]).await.unwrap();
+
+    let mut lambda = LocalLambda::new("archive").await;
+    let mut env = env(&app);
+    env.extend([
+        ("ARCHIVE_BUCKET", archive_bucket().await),
+        ("ARCHIVE_AFTER_DAYS", "365".into()),
+        ("S3_ENDPOINT", std::env::var("S3_ENDPOINT").unwrap()),
+    ]);
+    let (outcome, cold) =
+        lambda.cold_start(&env, json!({ "detail-type": "Scheduled Event", "source": "aws.events" })).await;
+    report("archive", cold);
+    assert_eq!(outcome.unwrap(), json!({ "rooms": 1, "months": 1, "messages": 1 }));
+    assert_eq!(app.scalar("SELECT count(*) FROM chat_messages").await, 0);
 }

@@ -106,7 +106,7 @@ fn pages(
         let (store, tenant_id) = (store.clone(), tenant_id.clone());
         async move {
             let Some(after) = cursor else { return Ok(None) };
-            let page = store.export_page(&tenant_id, room_id, after, PAGE).await?;
+            let page = store.export_page(&tenant_id, room_id, after, None, PAGE).await?;
             let next = (page.len() as i64 == PAGE).then(|| page.last().map(|(seq, _)| *seq)).flatten();
             let Some(&(last, _)) = page.last() else { return Ok(None) };
             let mut chunk = String::new();

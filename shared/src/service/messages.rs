@@ -340,11 +340,44 @@ impl ChatService {
 
     pub async fn history(&self, caller: &Caller, req: HistoryRequest) -> Result<ServerFrame> {
         let membership = self.member(caller, req.room_id).await?;
-        let (messages, has_more) = self.room_page(&caller.tenant_id, &req, page_limit(req.limit)).await?;
+        // Boxed: the archive behind it makes the future too deep for the compiler to lay out inline.
+        let (messages, has_more) = Box::pin(self.history_page(&caller.tenant_id, &req, page_limit(req.limit))).await?;
         let edge = if req.after.is_some() { messages.last() } else { messages.first() };
         let next_cursor = has_more.then(|| edge.map(|m| Cursor(m.seq))).flatten();
         let messages = self.present(caller, &membership, messages).await?;
         Ok(ServerFrame::History { room_id: req.room_id, messages, has_more, next_cursor })
+    }
+
+    /// A page of history reaching into archived months where Postgres ends: older pages go on
+    /// into the archive, and pages after a cursor start there when the cursor lies in it.
+    async fn history_page(&self, tenant_id: &str, req: &HistoryRequest, limit: u32) -> Result<Page> {
+        let limit_n = limit as usize;
+        match req.after {
+            None => {
+                let (messages, has_more) = self.room_page(tenant_id, req, limit).await?;
+                if has_more || messages.len() >= limit_n {
+                    return Ok((messages, has_more));
+                }
+                let bound = messages.first().map(|m| m.seq).or(req.before.map(|c| c.0));
+                let (mut older, more) =
+                    self.archived_page(tenant_id, req.room_id, bound, None, limit_n - messages.len()).await?;
+                older.extend(messages);
+                Ok((older, more))
+            }
+            Some(after) => {
+                let (mut archived, more) =
+                    self.archived_page(tenant_id, req.room_id, req.before.map(|c| c.0), Some(after.0), limit_n).await?;
+                if more || archived.len() >= limit_n {
+                    return Ok((archived, true));
+                }
+                let from = archived.last().map_or(after, |m| Cursor(m.seq));
+                let rest =
+                    HistoryRequest { room_id: req.room_id, before: req.before, after: Some(from), limit: req.limit };
+                let (messages, has_more) = self.room_page(tenant_id, &rest, limit - archived.len() as u32).await?;
+                archived.extend(messages);
+                Ok((archived, has_more))
+            }
+        }
     }
 
     /// A page of history with reactions: from the recent-message cache when it holds the page,

@@ -1,6 +1,7 @@
 //! The chat service: what each client frame and connection event does, whatever invoked it
 //! (a Lambda function or the local gateway). Room and message operations live in the submodules.
 
+mod archive;
 mod export;
 mod messages;
 mod rooms;
@@ -25,6 +26,7 @@ use crate::ratelimit::{Limit, RateLimiter};
 use crate::redis_conn::RedisConn;
 use crate::store::{Membership, Store, StoreError};
 
+pub use archive::ArchiveReport;
 pub use export::{Export, Format as ExportFormat};
 pub use messages::SYSTEM_USER;
 
@@ -127,6 +129,8 @@ pub struct ChatService {
     pub cache: RecentCache,
     pub limiter: RateLimiter,
     pub fanout: Fanout,
+    /// Cold storage of old messages, when `ARCHIVE_BUCKET` is set.
+    pub archive: Option<crate::archive::Archive>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,12 +148,14 @@ impl ChatService {
         let store = Store::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
         let redis = RedisConn::connect(&config.redis_url, config.redis_timeout).await?;
         let fanout = Fanout::new(&config).await;
+        let archive = crate::archive::Archive::new(&config).await;
         Ok(Self {
             store,
             cache: RecentCache::new(redis.clone()),
             limiter: RateLimiter::new(redis.clone(), config.rate_limits.clone()),
             presence: Presence::new(redis),
             fanout,
+            archive,
             config,
         })
     }

@@ -516,13 +516,15 @@ impl Store {
         Ok(row.get(0))
     }
 
-    /// The next messages of an export in `seq` order, each a JSON object with everything kept
+    /// The next messages of an export (or an archive run: those created before
+    /// `created_before`) in `seq` order, each a JSON object with everything kept
     /// about it: deleted content (marked), edits, reactions, receipts and who has read it.
     pub async fn export_page(
         &self,
         tenant_id: &str,
         room_id: Option<Uuid>,
         after_seq: i64,
+        created_before: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<(i64, String)>, StoreError> {
         let rows = self
@@ -557,8 +559,9 @@ impl Store {
                  )::text
                  FROM chat_messages m
                  WHERE m.tenant_id = $1 AND ($2::uuid IS NULL OR m.room_id = $2) AND m.seq > $3
+                   AND ($5::timestamptz IS NULL OR m.created_at < $5)
                  ORDER BY m.seq LIMIT $4",
-                &[&tenant_id, &room_id, &after_seq, &limit],
+                &[&tenant_id, &room_id, &after_seq, &limit, &created_before],
             )
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())

@@ -8,6 +8,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_feature_set", include_str!("../../../migrations/0002_feature_set.sql")),
     ("0003_message_search", include_str!("../../../migrations/0003_message_search.sql")),
     ("0004_partition_by_tenant", include_str!("../../../migrations/0004_partition_by_tenant.sql")),
+    ("0005_archive", include_str!("../../../migrations/0005_archive.sql")),
 ];
 
 /// Returns the versions applied by this call. Concurrent callers serialize on an advisory lock.

@@ -1,6 +1,7 @@
 //! Postgres persistence. Each submodule holds the SQL of one table group; every statement
 //! filters on the tenant, except the typing-expiry sweep, which is system-wide by nature.
 
+mod archive;
 pub mod messages;
 mod metrics;
 mod migrations;
@@ -8,6 +9,7 @@ mod rooms;
 mod typing;
 mod users;
 
+pub use archive::ArchivedMonth;
 pub use messages::{Inserted, NewMessage, ReadResult};
 pub use metrics::{RoomMetrics, TenantMetrics};
 pub use migrations::{migrate, MIGRATIONS};
