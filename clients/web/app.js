@@ -110,9 +110,13 @@ function wire(client) {
       else updateMessage(frame.room_id, frame.message_id, (m) => ({ ...m, reactions: frame.reactions }));
     });
   }
-  client.on("message_deleted", (frame) =>
-    updateMessage(frame.room_id, frame.message_id, (m) => ({ ...m, deleted_at: frame.deleted_at, content: "", attachments: [] })),
-  );
+  client.on("message_deleted", (frame) => {
+    updateMessage(frame.room_id, frame.message_id, (m) => ({ ...m, deleted_at: frame.deleted_at, content: "", attachments: [] }));
+    if (frame.unread) {
+      setUnread(frame.unread);
+      renderRooms();
+    }
+  });
   client.on("typing_start", ({ room_id, user_id, display_name }) => {
     if (!state.typing.has(room_id)) state.typing.set(room_id, new Map());
     state.typing.get(room_id).set(user_id, display_name);

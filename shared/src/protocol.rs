@@ -431,6 +431,9 @@ pub enum ServerFrame {
         message_id: Uuid,
         deleted_by: String,
         deleted_at: DateTime<Utc>,
+        /// For a member who had not read it: their unread state in the room after it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unread: Option<Unread>,
     },
     EditHistory {
         message_id: Uuid,

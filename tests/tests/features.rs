@@ -457,9 +457,16 @@ async fn unread_counts_follow_every_change() {
     let read = bob.request(json!({ "type": "mark_read", "room_id": room, "message_ids": [second] })).await;
     assert_eq!(read["unread_count"], 1);
     alice.expect("messages_read").await;
-    // Deleting the one unread message takes it out of the count.
+    // Deleting the one unread message takes it out of the count, and bob is told his new count.
     alice.request(json!({ "type": "delete_message", "message_id": last["message"]["id"] })).await;
-    bob.expect("message_deleted").await;
+    let deleted = bob.expect("message_deleted").await;
+    assert_eq!(
+        (deleted["unread"]["unread_count"].as_i64(), deleted["unread"]["room_id"].as_str()),
+        (Some(0), Some(room.as_str()))
+    );
+    // A message bob has read changes nothing for him: the frame carries no unread state.
+    alice.request(json!({ "type": "delete_message", "message_id": second })).await;
+    assert!(bob.expect("message_deleted").await.get("unread").is_none());
     assert!(bob.request(json!({ "type": "get_unread" })).await["rooms"].as_array().unwrap().is_empty());
 }
 

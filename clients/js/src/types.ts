@@ -117,7 +117,7 @@ export interface ServerFrames {
   message_sent: { message: Message; duplicate: boolean };
   new_message: { message: Message; unread?: Unread };
   message_edited: { message: Message };
-  message_deleted: { room_id: string; message_id: string; deleted_by: string; deleted_at: string };
+  message_deleted: { room_id: string; message_id: string; deleted_by: string; deleted_at: string; unread?: Unread };
   edit_history: { message_id: string; current: Message; versions: Edit[] };
   reaction_added: { room_id: string; message_id: string; user_id: string; emoji: string; reactions: Reaction[] };
   reaction_removed: { room_id: string; message_id: string; user_id: string; emoji: string; reactions: Reaction[] };

@@ -1,6 +1,7 @@
 //! Messages: sending (with unread counts, mentions and delivery receipts), system messages,
 //! edits, deletions, reactions, threads, receipts, reads, typing and history.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tracing::Span;
@@ -200,21 +201,40 @@ impl ChatService {
         if message.sender_id != caller.user_id && membership.role.rank() < Role::Moderator.rank() {
             return Err(ChatError::PermissionDenied("only moderators and admins delete others' messages".into()));
         }
-        let deleted = self.store.delete_message(caller, message_id).await?.ok_or(ChatError::NotFound("message"))?;
+        let (deleted, changed) =
+            self.store.delete_message(caller, message_id).await?.ok_or(ChatError::NotFound("message"))?;
+        let mut changed: HashMap<String, crate::model::Unread> = changed.into_iter().collect();
         self.cache.invalidate(deleted.room_id).await?;
-        let frame = ServerFrame::MessageDeleted {
+        let frame_for = |unread| ServerFrame::MessageDeleted {
             room_id: deleted.room_id,
             message_id,
             deleted_by: caller.user_id.clone(),
             deleted_at: deleted.deleted_at.unwrap_or_else(chrono::Utc::now),
+            unread,
         };
-        self.fan_out_room(
+        let frame = frame_for(None);
+        let plain: Arc<str> = frame.to_json().into();
+        // Those who had not read it get their new unread state with it.
+        let targets = self
+            .store
+            .member_ids(&caller.tenant_id, deleted.room_id)
+            .await?
+            .into_iter()
+            .map(|user| {
+                let payload = match changed.remove(&user) {
+                    Some(unread) => frame_for(Some(unread)).to_json().into(),
+                    None => plain.clone(),
+                };
+                (user, payload)
+            })
+            .collect();
+        self.deliver_each(
             endpoint,
             &caller.tenant_id,
-            deleted.room_id,
-            &frame,
-            Skip::Connection(&caller.connection_id),
+            targets,
+            Some(&caller.connection_id),
             &[Channel::Room(deleted.room_id)],
+            &frame,
         )
         .await?;
         Ok(frame)

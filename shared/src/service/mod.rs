@@ -439,6 +439,19 @@ impl ChatService {
             Skip::Connection(own) => Some(own),
             _ => None,
         };
+        self.deliver_each(endpoint, tenant_id, targets, skip_connection, channels, frame).await
+    }
+
+    /// Posts each user their own payload and publishes `frame` on the channels.
+    async fn deliver_each(
+        &self,
+        endpoint: Option<&str>,
+        tenant_id: &str,
+        targets: Vec<(String, Arc<str>)>,
+        skip_connection: Option<&str>,
+        channels: &[Channel],
+        frame: &ServerFrame,
+    ) -> Result<Vec<String>> {
         let (delivered, ()) = tokio::join!(
             self.post_to_users(endpoint, tenant_id, targets, skip_connection),
             self.publish(tenant_id, channels, frame)

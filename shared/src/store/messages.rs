@@ -373,8 +373,13 @@ impl Store {
     }
 
     /// Soft-deletes a message (the content stays for admins and the audit trail) and takes it
-    /// out of the unread counts of those who had not read it. None when it was already deleted.
-    pub async fn delete_message(&self, by: &Caller, message_id: Uuid) -> Result<Option<Message>, StoreError> {
+    /// out of the unread counts of those who had not read it; returns it with those members'
+    /// unread state after it. None when it was already deleted.
+    pub async fn delete_message(
+        &self,
+        by: &Caller,
+        message_id: Uuid,
+    ) -> Result<Option<(Message, Vec<(String, Unread)>)>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let row = tx
@@ -388,22 +393,31 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let message = message_from_row(&row)?;
+        let mut changed = Vec::new();
         if message.message_type != MessageType::System {
-            tx.execute(
-                // Locks in user-id order, as insert_message does.
-                "UPDATE chat_room_participants p
-                 SET unread_count = GREATEST(unread_count - 1, 0),
-                     mention_count = GREATEST(mention_count - CASE WHEN p.user_id = ANY($5) THEN 1 ELSE 0 END, 0)
-                 FROM (SELECT user_id FROM chat_room_participants
-                       WHERE tenant_id = $1 AND room_id = $2 AND user_id <> $3 AND last_read_seq < $4
-                       ORDER BY user_id FOR UPDATE) unread
-                 WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = unread.user_id",
-                &[&by.tenant_id, &message.room_id, &message.sender_id, &message.seq, &message.mentions],
-            )
-            .await?;
+            changed = tx
+                .query(
+                    // Locks in user-id order, as insert_message does.
+                    "UPDATE chat_room_participants p
+                     SET unread_count = GREATEST(unread_count - 1, 0),
+                         mention_count = GREATEST(mention_count - CASE WHEN p.user_id = ANY($5) THEN 1 ELSE 0 END, 0)
+                     FROM (SELECT user_id FROM chat_room_participants
+                           WHERE tenant_id = $1 AND room_id = $2 AND user_id <> $3 AND last_read_seq < $4
+                           ORDER BY user_id FOR UPDATE) unread
+                     WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = unread.user_id
+                     RETURNING p.user_id, p.unread_count, p.mention_count",
+                    &[&by.tenant_id, &message.room_id, &message.sender_id, &message.seq, &message.mentions],
+                )
+                .await?
+                .iter()
+                .map(|r| {
+                    let unread = Unread { room_id: message.room_id, unread_count: r.get(1), mention_count: r.get(2) };
+                    (r.get(0), unread)
+                })
+                .collect();
         }
         tx.commit().await?;
-        Ok(Some(message))
+        Ok(Some((message, changed)))
     }
 
     /// Records that the users' connections were handed the message.
