@@ -577,3 +577,34 @@ async fn tenant_admins_announce_to_the_whole_tenant_on_chat_global() {
     assert_eq!(envelope["event"]["content"], "Maintenance at 22:00");
     outsider.assert_quiet().await;
 }
+
+#[tokio::test]
+async fn participants_carry_the_names_their_tokens_gave_them() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let _bob = app.connect("bob").await;
+    let created = alice
+        .request(
+            json!({ "type": "create_room", "name": "Crew", "room_type": "group", "participants": ["bob", "dave"] }),
+        )
+        .await;
+    let names = |frame: &Value| -> Vec<(String, Value)> {
+        let mut names: Vec<_> = frame["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["user_id"].as_str().unwrap().to_string(), p["display_name"].clone()))
+            .collect();
+        names.sort_by(|a, b| a.0.cmp(&b.0));
+        names
+    };
+    // Bob was seen before, so his name is known; dave has never connected.
+    let expected =
+        |dave: Value| vec![("alice".into(), json!("Alice")), ("bob".into(), json!("Bob")), ("dave".into(), dave)];
+    assert_eq!(names(&created), expected(Value::Null));
+    let _dave = app.connect("dave").await;
+    assert_eq!(alice.expect("presence").await["user_id"], "dave");
+    let room = created["room"]["id"].clone();
+    let joined = alice.request(json!({ "type": "join_room", "room_id": room })).await;
+    assert_eq!(names(&joined), expected(json!("Dave")));
+}

@@ -10,7 +10,7 @@ mod validate;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use tracing::Span;
 use uuid::Uuid;
 
@@ -187,14 +187,21 @@ impl ChatService {
     /// answer within the first moments is retried rather than taken as a closed socket.
     pub async fn welcome(&self, connection_id: &str, endpoint: &str) -> Result<()> {
         let caller = self.caller(connection_id).await?;
+        // Postgres keeps microseconds: live frames say what a later query will.
+        let now = Utc::now().trunc_subsecs(6);
+        // Recorded before the frame: once a client holds it, others see its token's name.
+        let (unread, ()) = tokio::try_join!(
+            self.store.unread_summary(&caller.tenant_id, &caller.user_id),
+            self.store.seen(&caller, now)
+        )?;
         let frame = ServerFrame::Connection {
             status: "connected",
             connection_id: caller.connection_id.clone(),
             user_id: caller.user_id.clone(),
             tenant_id: caller.tenant_id.clone(),
             display_name: caller.display_name.clone(),
-            server_time: Utc::now(),
-            unread: self.store.unread_summary(&caller.tenant_id, &caller.user_id).await?,
+            server_time: now,
+            unread,
         }
         .to_json();
         let mut delay = Duration::from_millis(25);
@@ -209,7 +216,7 @@ impl ChatService {
             }
         }
         if self.presence.activate(&caller).await? {
-            self.presence_changed(&caller, PresenceStatus::Online, Some(endpoint)).await?;
+            self.presence_changed(&caller, PresenceStatus::Online, now, Some(endpoint)).await?;
         }
         Ok(())
     }
@@ -233,15 +240,21 @@ impl ChatService {
                 )
                 .await?;
             }
-            self.presence_changed(&caller, PresenceStatus::Offline, endpoint).await?;
+            let now = Utc::now().trunc_subsecs(6);
+            self.store.seen(&caller, now).await?;
+            self.presence_changed(&caller, PresenceStatus::Offline, now, endpoint).await?;
         }
         Ok(())
     }
 
-    async fn presence_changed(&self, caller: &Caller, status: PresenceStatus, endpoint: Option<&str>) -> Result<()> {
-        // Postgres keeps microseconds: the live frame says what a later query will.
-        let now = Utc::now().trunc_subsecs(6);
-        self.store.seen(caller, now).await?;
+    /// Tells the user's contacts; `now` is the last-seen time just stored.
+    async fn presence_changed(
+        &self,
+        caller: &Caller,
+        status: PresenceStatus,
+        now: DateTime<Utc>,
+        endpoint: Option<&str>,
+    ) -> Result<()> {
         self.presence.set_status(&caller.tenant_id, &caller.user_id, status == PresenceStatus::Online, now).await?;
         let contacts = self.store.contacts(&caller.tenant_id, &caller.user_id).await?;
         let frame = ServerFrame::Presence { user_id: caller.user_id.clone(), status, last_seen: now };

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
+use super::users::LAST_SEEN_NAME;
 use super::{Store, StoreError};
 use crate::model::{Caller, Participant, Role, Room, RoomSummary, RoomType, Unread};
 
@@ -110,10 +111,12 @@ impl Store {
         )
         .await?;
         tx.execute(
-            "INSERT INTO chat_room_participants (room_id, tenant_id, user_id, role)
-             SELECT $1, $2, u, 'member' FROM unnest($3::text[]) AS u
-             ON CONFLICT DO NOTHING",
-            &[&room.id, &creator.tenant_id, &new.members],
+            &format!(
+                "INSERT INTO chat_room_participants (room_id, tenant_id, user_id, display_name, role)
+                 SELECT $2, $1, u.id, {LAST_SEEN_NAME}, 'member' FROM unnest($3::text[]) AS u(id)
+                 ON CONFLICT DO NOTHING"
+            ),
+            &[&creator.tenant_id, &room.id, &new.members],
         )
         .await?;
         tx.commit().await?;
@@ -193,7 +196,8 @@ impl Store {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Adds users as members (unknown display names stay empty until they join themselves).
+    /// Adds users as members, named as given or as last seen (never-seen users stay unnamed
+    /// until they connect).
     /// Returns those who were not members already. New members start with everything read.
     pub async fn add_participants(
         &self,
@@ -208,13 +212,15 @@ impl Store {
             .client()
             .await?
             .query(
-                "INSERT INTO chat_room_participants (room_id, tenant_id, user_id, display_name, role, last_read_seq)
-                 SELECT r.id, r.tenant_id, u.id, u.name, $5,
+                &format!(
+                    "INSERT INTO chat_room_participants (room_id, tenant_id, user_id, display_name, role, last_read_seq)
+                 SELECT r.id, r.tenant_id, u.id, COALESCE(u.name, {LAST_SEEN_NAME}), $5,
                         COALESCE((SELECT max(seq) FROM chat_messages m WHERE m.tenant_id = $1 AND m.room_id = $2), 0)
                  FROM chat_rooms r, unnest($3::text[], $4::text[]) AS u(id, name)
                  WHERE r.tenant_id = $1 AND r.id = $2
                  ON CONFLICT (room_id, user_id) DO NOTHING
-                 RETURNING user_id",
+                 RETURNING user_id"
+                ),
                 &[&tenant_id, &room_id, &ids, &names, &role.as_str()],
             )
             .await?;

@@ -5,15 +5,24 @@ use chrono::{DateTime, Utc};
 use super::{Store, StoreError};
 use crate::model::Caller;
 
+/// In a statement over users `u(id)` with the tenant as `$1`: the name each was last seen with.
+pub(super) const LAST_SEEN_NAME: &str =
+    "(SELECT display_name FROM chat_users cu WHERE cu.tenant_id = $1 AND cu.user_id = u.id)";
+
 impl Store {
     /// Records the user's name and that they were seen now (on connect and on going offline).
+    /// Their memberships take the token's name too: rooms others added them to before they
+    /// ever connected, and a name changed since.
     pub async fn seen(&self, caller: &Caller, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.client()
             .await?
             .execute(
-                "INSERT INTO chat_users (tenant_id, user_id, display_name, last_seen_at) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (tenant_id, user_id) DO UPDATE
-                   SET display_name = EXCLUDED.display_name, last_seen_at = EXCLUDED.last_seen_at",
+                "WITH seen AS (
+                   INSERT INTO chat_users (tenant_id, user_id, display_name, last_seen_at) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (tenant_id, user_id) DO UPDATE
+                     SET display_name = EXCLUDED.display_name, last_seen_at = EXCLUDED.last_seen_at)
+                 UPDATE chat_room_participants SET display_name = $3
+                 WHERE tenant_id = $1 AND user_id = $2 AND display_name IS DISTINCT FROM $3",
                 &[&caller.tenant_id, &caller.user_id, &caller.display_name, &at],
             )
             .await?;
