@@ -506,15 +506,17 @@ impl ChatService {
         let endpoint =
             endpoint.map(str::to_string).or_else(|| self.fanout.default_endpoint()).ok_or(ChatError::NoEndpoint)?;
         let outcomes = self.fanout.post_many(&endpoint, &posts).await;
-        let mut delivered: Vec<String> = Vec::new();
+        let mut delivered = std::collections::HashSet::new();
         for ((outcome, (connection_id, _)), owner) in outcomes.into_iter().zip(&posts).zip(owners) {
             match outcome {
-                Outcome::Delivered if !delivered.contains(&owner) => delivered.push(owner),
+                Outcome::Delivered => {
+                    delivered.insert(owner);
+                }
                 Outcome::Gone => self.prune(connection_id).await?,
-                _ => {}
+                Outcome::Failed => {}
             }
         }
-        Ok(delivered)
+        Ok(delivered.into_iter().collect())
     }
 
     async fn publish(&self, tenant_id: &str, channels: &[Channel], frame: &ServerFrame) {

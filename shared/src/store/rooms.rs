@@ -22,18 +22,22 @@ pub struct NewRoom<'a> {
 pub struct Membership {
     pub role: Role,
     pub muted_until: Option<DateTime<Utc>>,
+    pub room_type: RoomType,
 }
 
 const ROOM_COLUMNS: &str = "id, name, description, room_type, is_private, created_by, created_at";
 const PARTICIPANT_COLUMNS: &str = "user_id, display_name, role, joined_at";
 
+fn room_type_of(text: &str) -> Result<RoomType, StoreError> {
+    RoomType::parse(text).ok_or_else(|| StoreError::Corrupt(format!("room_type {text}")))
+}
+
 fn room_from_row(row: &Row) -> Result<Room, StoreError> {
-    let room_type: String = row.get("room_type");
     Ok(Room {
         id: row.get("id"),
         name: row.get("name"),
         description: row.get("description"),
-        room_type: RoomType::parse(&room_type).ok_or_else(|| StoreError::Corrupt(format!("room_type {room_type}")))?,
+        room_type: room_type_of(row.get("room_type"))?,
         is_private: row.get("is_private"),
         created_by: row.get("created_by"),
         created_at: row.get("created_at"),
@@ -145,12 +149,16 @@ impl Store {
             .client()
             .await?
             .query_opt(
-                "SELECT role, muted_until FROM chat_room_participants
-                 WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
+                "SELECT p.role, p.muted_until, r.room_type
+                 FROM chat_room_participants p JOIN chat_rooms r ON r.tenant_id = p.tenant_id AND r.id = p.room_id
+                 WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = $3",
                 &[&tenant_id, &room_id, &user_id],
             )
             .await?;
-        row.map(|r| Ok(Membership { role: role_of(r.get(0))?, muted_until: r.get(1) })).transpose()
+        row.map(|r| {
+            Ok(Membership { role: role_of(r.get(0))?, muted_until: r.get(1), room_type: room_type_of(r.get(2))? })
+        })
+        .transpose()
     }
 
     pub async fn participants(&self, tenant_id: &str, room_id: Uuid) -> Result<Vec<Participant>, StoreError> {
