@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use super::{Prepared, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct ArchivedMonth {
@@ -21,7 +21,10 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query("SELECT DISTINCT tenant_id, room_id FROM chat_messages WHERE created_at < $1 LIMIT 1000", &[&cutoff])
+            .query_cached(
+                "SELECT DISTINCT tenant_id, room_id FROM chat_messages WHERE created_at < $1 LIMIT 1000",
+                &[&cutoff],
+            )
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
@@ -31,7 +34,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 "SELECT month, object_key, messages, min_seq, max_seq FROM chat_archived_months
                  WHERE tenant_id = $1 AND room_id = $2 ORDER BY month",
                 &[&tenant_id, &room_id],
@@ -60,7 +63,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO chat_archived_months (tenant_id, room_id, month, object_key, messages, min_seq, max_seq)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (tenant_id, room_id, month) DO UPDATE
@@ -70,7 +73,7 @@ impl Store {
         )
         .await?;
         let deleted = tx
-            .execute(
+            .execute_cached(
                 "DELETE FROM chat_messages WHERE tenant_id = $1 AND room_id = $2 AND seq = ANY($3)",
                 &[&tenant_id, &room_id, &archived_seqs],
             )

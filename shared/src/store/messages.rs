@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use super::{Prepared, Store, StoreError};
 use crate::model::{Caller, Edit, Message, MessageType, Reaction, Receipt, Unread};
 use crate::protocol::Cursor;
 
@@ -118,7 +118,7 @@ impl Store {
         let row = self
             .client()
             .await?
-            .query_one(
+            .query_one_cached(
                 &format!(
                     "WITH m AS (
                          INSERT INTO chat_messages (id, tenant_id, room_id, sender_id, sender_name, message_type,
@@ -169,7 +169,7 @@ impl Store {
             let existing = self
                 .client()
                 .await?
-                .query_opt(
+                .query_opt_cached(
                     &format!(
                         "SELECT {MESSAGE_COLUMNS} FROM chat_messages
                          WHERE tenant_id = $1 AND sender_id = $2 AND client_msg_id = $3"
@@ -199,7 +199,7 @@ impl Store {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .query_opt_cached(
                 &format!("SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE tenant_id = $1 AND id = $2"),
                 &[&tenant_id, &message_id],
             )
@@ -244,7 +244,7 @@ impl Store {
         let sql = statements::page(scope, after.is_some());
         let lower = after.map_or(0, |c| c.0);
         let upper = before.map_or(i64::MAX, |c| c.0);
-        let rows = self.client().await?.query(&sql, &[&tenant_id, scope_id, &lower, &upper, &fetch]).await?;
+        let rows = self.client().await?.query_cached(&sql, &[&tenant_id, scope_id, &lower, &upper, &fetch]).await?;
         let mut messages = messages_from_rows(&rows)?;
         let has_more = messages.len() as i64 == fetch;
         messages.truncate(limit as usize);
@@ -266,7 +266,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 &statements::search(),
                 &[&searcher.tenant_id, &query, &searcher.user_id, &room_id, &i64::from(limit)],
             )
@@ -282,7 +282,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 "SELECT message_id, emoji, array_agg(user_id ORDER BY created_at, user_id)
                  FROM chat_message_reactions WHERE tenant_id = $1 AND message_id = ANY($2)
                  GROUP BY message_id, emoji ORDER BY message_id, min(created_at), emoji",
@@ -309,7 +309,7 @@ impl Store {
         let client = self.client().await?;
         let n = if on {
             client
-                .execute(
+                .execute_cached(
                     "INSERT INTO chat_message_reactions (message_id, tenant_id, user_id, emoji)
                      VALUES ($2, $1, $3, $4) ON CONFLICT DO NOTHING",
                     &[&tenant_id, &message_id, &user_id, &emoji],
@@ -317,7 +317,7 @@ impl Store {
                 .await?
         } else {
             client
-                .execute(
+                .execute_cached(
                     "DELETE FROM chat_message_reactions
                      WHERE tenant_id = $1 AND message_id = $2 AND user_id = $3 AND emoji = $4",
                     &[&tenant_id, &message_id, &user_id, &emoji],
@@ -331,7 +331,7 @@ impl Store {
     pub async fn edit_message(&self, editor: &Caller, message_id: Uuid, content: &str) -> Result<Message, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO chat_message_edits (message_id, tenant_id, version, content, edited_by, edited_at)
              SELECT m.id, m.tenant_id,
                     1 + (SELECT count(*) FROM chat_message_edits e WHERE e.tenant_id = $1 AND e.message_id = m.id),
@@ -342,7 +342,7 @@ impl Store {
         )
         .await?;
         let row = tx
-            .query_one(
+            .query_one_cached(
                 &format!(
                     "UPDATE chat_messages SET content = $3, edited_at = now()
                      WHERE tenant_id = $1 AND id = $2 RETURNING {MESSAGE_COLUMNS}"
@@ -360,7 +360,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 "SELECT version, content, edited_by, edited_at FROM chat_message_edits
                  WHERE tenant_id = $1 AND message_id = $2 ORDER BY version",
                 &[&tenant_id, &message_id],
@@ -383,7 +383,7 @@ impl Store {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let row = tx
-            .query_opt(
+            .query_opt_cached(
                 &format!(
                     "UPDATE chat_messages SET deleted_at = now(), deleted_by = $3
                      WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
@@ -396,7 +396,7 @@ impl Store {
         let mut changed = Vec::new();
         if message.message_type != MessageType::System {
             changed = tx
-                .query(
+                .query_cached(
                     // Locks in user-id order, as insert_message does.
                     "UPDATE chat_room_participants p
                      SET unread_count = GREATEST(unread_count - 1, 0),
@@ -427,7 +427,7 @@ impl Store {
         }
         self.client()
             .await?
-            .execute(
+            .execute_cached(
                 "INSERT INTO chat_message_receipts (message_id, tenant_id, user_id, delivered_at)
                  SELECT $2, $1, u, now() FROM unnest($3::text[]) AS u
                  ON CONFLICT (tenant_id, message_id, user_id) DO UPDATE
@@ -446,14 +446,14 @@ impl Store {
     ) -> Result<(Vec<Receipt>, Vec<Receipt>), StoreError> {
         let client = self.client().await?;
         let delivered = client
-            .query(
+            .query_cached(
                 "SELECT user_id, delivered_at FROM chat_message_receipts
                  WHERE tenant_id = $1 AND message_id = $2 AND delivered_at IS NOT NULL ORDER BY delivered_at, user_id",
                 &[&tenant_id, &message.id],
             )
             .await?;
         let read = client
-            .query(
+            .query_cached(
                 // Members who joined after the message start with it read: their join time stands in.
                 "SELECT p.user_id, COALESCE(r.read_at, p.last_read_at, p.joined_at) AS at
                  FROM chat_room_participants p
@@ -476,7 +476,7 @@ impl Store {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let marked: Vec<Row> = tx
-            .query(
+            .query_cached(
                 "INSERT INTO chat_message_receipts (message_id, tenant_id, user_id, read_at)
                  SELECT id, tenant_id, $3, now() FROM chat_messages
                  WHERE tenant_id = $1 AND room_id = $2 AND id = ANY($4) AND sender_id <> $3
@@ -486,7 +486,7 @@ impl Store {
             )
             .await?;
         let moved = tx
-            .query_one(
+            .query_one_cached(
                 "UPDATE chat_room_participants p
                  SET last_read_seq = GREATEST(p.last_read_seq, COALESCE(
                          (SELECT max(seq) FROM chat_messages m
@@ -501,7 +501,7 @@ impl Store {
             .await?;
         let position: i64 = moved.get(0);
         let row = tx
-            .query_one(statements::UNREAD_RECOUNT, &[&reader.tenant_id, &room_id, &reader.user_id, &position])
+            .query_one_cached(statements::UNREAD_RECOUNT, &[&reader.tenant_id, &room_id, &reader.user_id, &position])
             .await?;
         tx.commit().await?;
         Ok(ReadResult {
@@ -521,7 +521,7 @@ impl Store {
         let row = self
             .client()
             .await?
-            .query_one(
+            .query_one_cached(
                 "SELECT count(*) FROM chat_messages
                  WHERE tenant_id = $1 AND ($2::uuid IS NULL OR room_id = $2) AND seq > $3",
                 &[&tenant_id, &room_id, &after_seq],
@@ -544,7 +544,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 "SELECT m.seq, json_build_object(
                      'id', m.id, 'seq', m.seq, 'room_id', m.room_id, 'sender_id', m.sender_id,
                      'sender_name', m.sender_name, 'message_type', m.message_type, 'content', m.content,

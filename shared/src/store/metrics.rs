@@ -3,7 +3,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use super::{Prepared, Store, StoreError};
 
 #[derive(Debug, Serialize)]
 pub struct RoomMetrics {
@@ -28,7 +28,7 @@ impl Store {
     pub async fn tenant_metrics(&self, tenant_id: &str) -> Result<TenantMetrics, StoreError> {
         let client = self.client().await?;
         let rooms = client
-            .query(
+            .query_cached(
                 "SELECT r.id, r.name, r.room_type,
                         (SELECT count(*) FROM chat_messages m
                          WHERE m.tenant_id = $1 AND m.room_id = r.id AND m.deleted_at IS NULL) AS messages,
@@ -42,7 +42,7 @@ impl Store {
             )
             .await?;
         let active = client
-            .query_one(
+            .query_one_cached(
                 "SELECT count(*) FROM (
                      SELECT sender_id FROM chat_messages
                      WHERE tenant_id = $1 AND created_at > now() - interval '24 hours' AND message_type <> 'system'

@@ -16,10 +16,12 @@ pub use migrations::{migrate, MIGRATIONS};
 pub use rooms::{Membership, NewRoom};
 pub use typing::ExpiredTyping;
 
+use std::future::Future;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -84,3 +86,43 @@ impl Store {
         migrate(&mut client).await
     }
 }
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+/// Statements prepared once per pooled connection and reused: a statement given as text costs
+/// two round trips (prepare, then execute), a prepared one costs one.
+pub(crate) trait Prepared: GenericClient {
+    fn query_cached<'a>(
+        &'a self,
+        sql: &'a str,
+        params: Params<'a>,
+    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
+        async move { self.query(&self.prepare_cached(sql).await?, params).await }
+    }
+
+    fn query_one_cached<'a>(
+        &'a self,
+        sql: &'a str,
+        params: Params<'a>,
+    ) -> impl Future<Output = Result<Row, tokio_postgres::Error>> + Send + 'a {
+        async move { self.query_one(&self.prepare_cached(sql).await?, params).await }
+    }
+
+    fn query_opt_cached<'a>(
+        &'a self,
+        sql: &'a str,
+        params: Params<'a>,
+    ) -> impl Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send + 'a {
+        async move { self.query_opt(&self.prepare_cached(sql).await?, params).await }
+    }
+
+    fn execute_cached<'a>(
+        &'a self,
+        sql: &'a str,
+        params: Params<'a>,
+    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
+        async move { self.execute(&self.prepare_cached(sql).await?, params).await }
+    }
+}
+
+impl<T: GenericClient> Prepared for T {}

@@ -5,7 +5,7 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::users::LAST_SEEN_NAME;
-use super::{Store, StoreError};
+use super::{Prepared, Store, StoreError};
 use crate::model::{Caller, Participant, Role, Room, RoomSummary, RoomType, Unread};
 
 pub struct NewRoom<'a> {
@@ -74,7 +74,7 @@ impl Store {
             _ => None,
         };
         let inserted = tx
-            .query_opt(
+            .query_opt_cached(
                 &format!(
                     "INSERT INTO chat_rooms (id, tenant_id, name, description, room_type, is_private, direct_key, created_by)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -95,7 +95,7 @@ impl Store {
             .await?;
         let Some(row) = inserted else {
             let row = tx
-                .query_one(
+                .query_one_cached(
                     &format!("SELECT {ROOM_COLUMNS} FROM chat_rooms WHERE tenant_id = $1 AND direct_key = $2"),
                     &[&creator.tenant_id, &key],
                 )
@@ -108,13 +108,13 @@ impl Store {
             RoomType::Direct | RoomType::Support => Role::Member,
             RoomType::Group | RoomType::Broadcast => Role::Admin,
         };
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO chat_room_participants (room_id, tenant_id, user_id, display_name, role)
              VALUES ($1, $2, $3, $4, $5)",
             &[&room.id, &creator.tenant_id, &creator.user_id, &creator.display_name, &creator_role.as_str()],
         )
         .await?;
-        tx.execute(
+        tx.execute_cached(
             &format!(
                 "INSERT INTO chat_room_participants (room_id, tenant_id, user_id, display_name, role)
                  SELECT $2, $1, u.id, {LAST_SEEN_NAME}, 'member' FROM unnest($3::text[]) AS u(id)
@@ -131,7 +131,7 @@ impl Store {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .query_opt_cached(
                 &format!("SELECT {ROOM_COLUMNS} FROM chat_rooms WHERE tenant_id = $1 AND id = $2"),
                 &[&tenant_id, &room_id],
             )
@@ -148,7 +148,7 @@ impl Store {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .query_opt_cached(
                 "SELECT p.role, p.muted_until, r.room_type
                  FROM chat_room_participants p JOIN chat_rooms r ON r.tenant_id = p.tenant_id AND r.id = p.room_id
                  WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = $3",
@@ -165,7 +165,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 &format!(
                     "SELECT {PARTICIPANT_COLUMNS} FROM chat_room_participants
                      WHERE tenant_id = $1 AND room_id = $2 ORDER BY joined_at, user_id"
@@ -180,7 +180,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 "SELECT user_id FROM chat_room_participants WHERE tenant_id = $1 AND room_id = $2",
                 &[&tenant_id, &room_id],
             )
@@ -193,7 +193,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 "SELECT DISTINCT other.user_id FROM chat_room_participants me
                  JOIN chat_room_participants other
                    ON other.room_id = me.room_id AND other.tenant_id = me.tenant_id
@@ -219,7 +219,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 &format!(
                     "INSERT INTO chat_room_participants (room_id, tenant_id, user_id, display_name, role, last_read_seq)
                  SELECT r.id, r.tenant_id, u.id, COALESCE(u.name, {LAST_SEEN_NAME}), $5,
@@ -251,7 +251,7 @@ impl Store {
         let n = self
             .client()
             .await?
-            .execute(
+            .execute_cached(
                 "UPDATE chat_room_participants SET role = $4 WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
                 &[&tenant_id, &room_id, &user_id, &role.as_str()],
             )
@@ -263,7 +263,7 @@ impl Store {
         let row = self
             .client()
             .await?
-            .query_one(
+            .query_one_cached(
                 "SELECT count(*) FROM chat_room_participants WHERE tenant_id = $1 AND room_id = $2 AND role = 'admin'",
                 &[&tenant_id, &room_id],
             )
@@ -282,7 +282,7 @@ impl Store {
         let n = self
             .client()
             .await?
-            .execute(
+            .execute_cached(
                 "UPDATE chat_room_participants SET muted_until = $4 WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
                 &[&tenant_id, &room_id, &user_id, &until],
             )
@@ -294,12 +294,12 @@ impl Store {
     pub async fn ban(&self, by: &Caller, room_id: Uuid, user_id: &str, reason: Option<&str>) -> Result<(), StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute(
+        tx.execute_cached(
             "DELETE FROM chat_room_participants WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
             &[&by.tenant_id, &room_id, &user_id],
         )
         .await?;
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO chat_room_bans (room_id, tenant_id, user_id, banned_by, reason)
              SELECT id, tenant_id, $3, $4, $5 FROM chat_rooms WHERE tenant_id = $1 AND id = $2
              ON CONFLICT (room_id, user_id) DO UPDATE SET banned_by = EXCLUDED.banned_by, reason = EXCLUDED.reason",
@@ -314,7 +314,7 @@ impl Store {
         let n = self
             .client()
             .await?
-            .execute(
+            .execute_cached(
                 "DELETE FROM chat_room_bans WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
                 &[&tenant_id, &room_id, &user_id],
             )
@@ -334,7 +334,7 @@ impl Store {
         let row = self
             .client()
             .await?
-            .query_opt(
+            .query_opt_cached(
                 &format!(
                     "UPDATE chat_rooms SET name = COALESCE($3, name), description = COALESCE($4, description),
                             is_private = COALESCE($5, is_private), updated_at = now()
@@ -358,7 +358,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 &format!(
                     "SELECT {ROOM_COLUMNS}, p.role, COALESCE(p.unread_count, 0) AS unread_count,
                             COALESCE(p.mention_count, 0) AS mention_count,
@@ -390,7 +390,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 "SELECT room_id, unread_count, mention_count FROM chat_room_participants
                  WHERE tenant_id = $1 AND user_id = $2 AND (unread_count > 0 OR mention_count > 0)
                  ORDER BY room_id",
@@ -404,7 +404,7 @@ impl Store {
         let n = self
             .client()
             .await?
-            .execute(
+            .execute_cached(
                 "DELETE FROM chat_room_participants WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
                 &[&tenant_id, &room_id, &user_id],
             )
@@ -416,7 +416,7 @@ impl Store {
         let row = self
             .client()
             .await?
-            .query_one(
+            .query_one_cached(
                 "SELECT EXISTS (SELECT 1 FROM chat_room_bans WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3)",
                 &[&tenant_id, &room_id, &user_id],
             )

@@ -3,7 +3,7 @@
 use std::time::Duration;
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use super::{Prepared, Store, StoreError};
 use crate::model::Caller;
 
 pub struct ExpiredTyping {
@@ -19,7 +19,7 @@ impl Store {
         let row = self
             .client()
             .await?
-            .query_one(
+            .query_one_cached(
                 "INSERT INTO chat_typing_indicators (room_id, tenant_id, user_id, expires_at)
                  VALUES ($2, $1, $3, now() + make_interval(secs => $4::float8 / 1000.0))
                  ON CONFLICT (room_id, user_id) DO UPDATE
@@ -39,7 +39,7 @@ impl Store {
         let n = self
             .client()
             .await?
-            .execute(
+            .execute_cached(
                 "DELETE FROM chat_typing_indicators WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3",
                 &[&caller.tenant_id, &room_id, &caller.user_id],
             )
@@ -52,7 +52,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 "DELETE FROM chat_typing_indicators WHERE tenant_id = $1 AND user_id = $2 RETURNING room_id",
                 &[&tenant_id, &user_id],
             )
@@ -65,7 +65,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 "DELETE FROM chat_typing_indicators WHERE expires_at <= now() RETURNING tenant_id, room_id, user_id",
                 &[],
             )

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Store, StoreError};
+use super::{Prepared, Store, StoreError};
 use crate::model::Caller;
 
 /// In a statement over users `u(id)` with the tenant as `$1`: the name each was last seen with.
@@ -16,7 +16,7 @@ impl Store {
     pub async fn seen(&self, caller: &Caller, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.client()
             .await?
-            .execute(
+            .execute_cached(
                 "WITH seen AS (
                    INSERT INTO chat_users (tenant_id, user_id, display_name, last_seen_at) VALUES ($1, $2, $3, $4)
                    ON CONFLICT (tenant_id, user_id) DO UPDATE
@@ -38,7 +38,7 @@ impl Store {
         let rows = self
             .client()
             .await?
-            .query(
+            .query_cached(
                 "SELECT user_id, last_seen_at FROM chat_users
                  WHERE tenant_id = $1 AND user_id = ANY($2) AND last_seen_at IS NOT NULL",
                 &[&tenant_id, &users],
