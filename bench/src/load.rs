@@ -56,7 +56,12 @@ impl Gateway {
                 break address.rsplit_once(':').unwrap().1.parse().unwrap();
             }
         };
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // What the gateway logs (errors only, unless BENCH_GATEWAY_LOG says otherwise).
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("gateway: {line}");
+            }
+        });
         Self { child, port, secret }
     }
 

@@ -36,6 +36,9 @@ pub struct Config {
     pub prune_grace: Duration,
     /// How many PostToConnection calls one fan-out keeps in flight.
     pub fanout_concurrency: usize,
+    /// Presence changes are pushed to those who share a room of at most this many members:
+    /// in bigger rooms each one would be a post to every member (clients ask with `get_presence`).
+    pub presence_room_limit: i64,
     pub typing_ttl: Duration,
     /// How often expired typing indicators are swept: by the local gateway, and by the
     /// typing-cleanup function within each scheduled invocation.
@@ -73,6 +76,7 @@ impl Config {
             request_timeout: Duration::from_millis(parsed("REQUEST_TIMEOUT_MS", 10_000)?),
             prune_grace: Duration::from_millis(parsed("PRUNE_GRACE_MS", 5000)?),
             fanout_concurrency: parsed("FANOUT_CONCURRENCY", 64)?,
+            presence_room_limit: parsed("PRESENCE_ROOM_LIMIT", 100)?,
             typing_ttl: Duration::from_secs(parsed("TYPING_TTL_SECONDS", 10)?),
             typing_sweep_interval: Duration::from_millis(parsed("TYPING_SWEEP_INTERVAL_MS", 1000)?),
             sweep_window: Duration::from_secs(parsed("SWEEP_WINDOW_SECONDS", 0)?),

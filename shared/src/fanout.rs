@@ -21,10 +21,16 @@ pub enum PostError {
     Failed(String),
 }
 
+/// Fan-outs that may run at full concurrency at once in one process.
+const PROCESS_FAN_OUTS: usize = 8;
+
 pub struct Fanout {
     sdk: SdkConfig,
     endpoint_override: Option<String>,
     concurrency: usize,
+    /// Bounds posts in flight across the process: under a burst (thousands of connects at once
+    /// on the local gateway) each post in flight holds an HTTP connection, two sockets there.
+    in_flight: tokio::sync::Semaphore,
     /// One client per management endpoint; on AWS there is one, derived from the first event.
     clients: RwLock<HashMap<String, Client>>,
 }
@@ -36,6 +42,7 @@ impl Fanout {
             sdk,
             endpoint_override: config.management_endpoint.clone(),
             concurrency: config.fanout_concurrency.max(1),
+            in_flight: tokio::sync::Semaphore::new(config.fanout_concurrency.max(1) * PROCESS_FAN_OUTS),
             clients: RwLock::default(),
         }
     }
@@ -72,6 +79,7 @@ impl Fanout {
     }
 
     pub async fn post(&self, endpoint: &str, connection_id: &str, data: &[u8]) -> Result<(), PostError> {
+        let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
         let result =
             self.client(endpoint).post_to_connection().connection_id(connection_id).data(Blob::new(data)).send().await;
         match result {

@@ -65,6 +65,7 @@ pub async fn test_config() -> Config {
         request_timeout: Duration::from_secs(8),
         prune_grace: Duration::from_secs(5),
         fanout_concurrency: 32,
+        presence_room_limit: 100,
         typing_ttl: Duration::from_secs(10),
         typing_sweep_interval: Duration::from_millis(200),
         sweep_window: Duration::ZERO,

@@ -1,6 +1,6 @@
 //! The product spec's feature set over the WebSocket protocol, with the permission rules.
 
-use integration_tests::{spawn_app, Client, TestApp};
+use integration_tests::{spawn_app, spawn_app_with, test_config, Client, TestApp};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
@@ -607,4 +607,23 @@ async fn participants_carry_the_names_their_tokens_gave_them() {
     let room = created["room"]["id"].clone();
     let joined = alice.request(json!({ "type": "join_room", "room_id": room })).await;
     assert_eq!(names(&joined), expected(json!("Dave")));
+}
+
+#[tokio::test]
+async fn presence_is_not_pushed_through_rooms_over_the_limit() {
+    let mut config = test_config().await;
+    config.presence_room_limit = 2;
+    let app = spawn_app_with(config).await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let mut carol = app.connect("carol").await;
+    // Alice shares a room of three with bob and carol, and a room of two with carol only.
+    app.room(&mut alice, &mut [&mut bob, &mut carol], json!({})).await;
+    app.room(&mut alice, &mut [&mut carol], json!({})).await;
+    drop(alice);
+    assert_eq!(carol.expect("presence").await["user_id"], "alice");
+    bob.assert_quiet().await;
+    // Bob still learns it by asking.
+    let state = bob.request(json!({ "type": "get_presence", "user_ids": ["alice"] })).await;
+    assert_eq!(state["users"][0]["status"], "offline");
 }

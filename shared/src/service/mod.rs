@@ -256,7 +256,7 @@ impl ChatService {
         endpoint: Option<&str>,
     ) -> Result<()> {
         self.presence.set_status(&caller.tenant_id, &caller.user_id, status == PresenceStatus::Online, now).await?;
-        let contacts = self.store.contacts(&caller.tenant_id, &caller.user_id).await?;
+        let contacts = self.store.contacts(&caller.tenant_id, &caller.user_id, self.config.presence_room_limit).await?;
         let frame = ServerFrame::Presence { user_id: caller.user_id.clone(), status, last_seen: now };
         self.deliver(
             endpoint,

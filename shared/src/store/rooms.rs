@@ -188,8 +188,8 @@ impl Store {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Everyone who shares at least one room with `user_id`, the user excluded.
-    pub async fn contacts(&self, tenant_id: &str, user_id: &str) -> Result<Vec<String>, StoreError> {
+    /// Everyone who shares a room of at most `room_limit` members with `user_id`, the user excluded.
+    pub async fn contacts(&self, tenant_id: &str, user_id: &str, room_limit: i64) -> Result<Vec<String>, StoreError> {
         let rows = self
             .client()
             .await?
@@ -197,8 +197,10 @@ impl Store {
                 "SELECT DISTINCT other.user_id FROM chat_room_participants me
                  JOIN chat_room_participants other
                    ON other.room_id = me.room_id AND other.tenant_id = me.tenant_id
-                 WHERE me.tenant_id = $1 AND me.user_id = $2 AND other.user_id <> $2",
-                &[&tenant_id, &user_id],
+                 WHERE me.tenant_id = $1 AND me.user_id = $2 AND other.user_id <> $2
+                   AND (SELECT count(*) FROM chat_room_participants n
+                        WHERE n.tenant_id = $1 AND n.room_id = me.room_id) <= $3",
+                &[&tenant_id, &user_id, &room_limit],
             )
             .await?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
