@@ -214,12 +214,29 @@ async fn a_user_of_another_tenant_reaches_nothing_of_tenant_a() {
     attempts += 1;
     assert_ne!(direct["room"]["id"], room.as_str());
 
+    // The HTTP routes, with B's tokens (a member's, and a tenant admin's for metrics).
+    let mallory_token = b.token("mallory");
+    for path in [format!("rooms/{room}/messages"), format!("export?room_id={room}&format=jsonl")] {
+        let (status, body) = b.get_with(&path, Some(mallory_token.clone())).await;
+        attempts += 1;
+        assert_eq!((status, body["code"].as_str()), (404, Some("not_found")), "{path}");
+    }
+    let (status, found) = b.get("search?q=secret", Some("mallory")).await;
+    attempts += 1;
+    assert_eq!(status, 200);
+    assert!(!found.to_string().contains("A's secret"), "{found}");
+    let b_admin = shared::auth::mint_with_roles(&b.secret, &b.tenant, "boss", None, 60, &["admin"]);
+    let (status, metrics) = b.get_with("metrics", Some(b_admin)).await;
+    attempts += 1;
+    assert_eq!(status, 200);
+    assert!(!metrics.to_string().contains(&room) && !metrics.to_string().contains("Tenant A"), "{metrics}");
+
     alice.assert_quiet().await;
     bob.assert_quiet().await;
     let history = alice.request(json!({ "type": "get_history", "room_id": room })).await;
     assert_eq!(history["messages"][0]["content"], "A's secret");
     assert_eq!(history["messages"][0]["reactions"][0]["users"], json!(["alice"]));
-    println!("tenant isolation: {attempts} cross-tenant attempts over WebSocket, all refused or empty");
+    println!("tenant isolation: {attempts} cross-tenant attempts over WebSocket and HTTP, all refused or empty");
 }
 
 /// base64url without padding, as JWTs use.
