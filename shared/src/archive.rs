@@ -31,16 +31,21 @@ pub fn object_key(tenant_id: &str, room_id: Uuid, month: NaiveDate) -> String {
     format!("{tenant_id}/{room_id}/{}.jsonl.gz", month.format("%Y-%m"))
 }
 
+/// An S3 client; with `endpoint`, for an S3-compatible server at that address (path-style).
+pub fn s3_client(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> aws_sdk_s3::Client {
+    let mut s3 = aws_sdk_s3::config::Builder::from(sdk);
+    if let Some(endpoint) = endpoint {
+        s3 = s3.endpoint_url(endpoint).force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(s3.build())
+}
+
 impl Archive {
     /// None when no bucket is configured.
     pub async fn new(config: &Config) -> Option<Self> {
         let bucket = config.archive_bucket.clone()?;
         let sdk = crate::aws::sdk_config(config).await;
-        let mut s3 = aws_sdk_s3::config::Builder::from(&sdk);
-        if let Some(endpoint) = &config.s3_endpoint {
-            s3 = s3.endpoint_url(endpoint).force_path_style(true);
-        }
-        Some(Self { s3: aws_sdk_s3::Client::from_conf(s3.build()), bucket })
+        Some(Self { s3: s3_client(&sdk, config.s3_endpoint.as_deref()), bucket })
     }
 
     pub async fn put(&self, key: &str, records: &[String]) -> Result<(), ArchiveError> {

@@ -6,8 +6,13 @@ use aws_sdk_apigatewaymanagement::config::{Credentials, SharedCredentialsProvide
 use crate::config::Config;
 
 pub async fn sdk_config(config: &Config) -> SdkConfig {
-    let region = Region::new(config.aws_region.clone());
-    if config.use_aws_credentials {
+    sdk_config_for(&config.aws_region, config.use_aws_credentials).await
+}
+
+/// The same from its two settings (tests build clients for the local stand-ins with it).
+pub async fn sdk_config_for(region: &str, use_aws_credentials: bool) -> SdkConfig {
+    let region = Region::new(region.to_string());
+    if use_aws_credentials {
         aws_config::defaults(BehaviorVersion::latest()).region(region).load().await
     } else {
         // Local stand-ins (the gateway, an S3-compatible server) do not check signatures; static

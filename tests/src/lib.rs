@@ -84,16 +84,9 @@ pub async fn test_config() -> Config {
 /// A new bucket on the local S3-compatible server (`S3_ENDPOINT`), through the real SDK client.
 pub async fn archive_bucket() -> String {
     let bucket = format!("chat-archive-{}", uuid::Uuid::new_v4().simple());
-    let sdk = aws_config::SdkConfig::builder()
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(aws_sdk_s3::config::Credentials::new(
-            "local", "local", None, None, "test",
-        )))
-        .build();
-    let config =
-        aws_sdk_s3::config::Builder::from(&sdk).endpoint_url(env("S3_ENDPOINT")).force_path_style(true).build();
-    aws_sdk_s3::Client::from_conf(config).create_bucket().bucket(&bucket).send().await.expect("create bucket");
+    let sdk = shared::aws::sdk_config_for("us-east-1", false).await;
+    let s3 = shared::archive::s3_client(&sdk, Some(&env("S3_ENDPOINT")));
+    s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
     bucket
 }
 

@@ -108,9 +108,8 @@ impl ChatService {
             .collect();
         let mention = ServerFrame::Mention { room_id, message: message.clone() };
         let room_channel = [Channel::Room(room_id)];
-        let (delivered, (), ()) = tokio::join!(
-            self.post_to_users(endpoint, &sender.tenant_id, targets, Some(&sender.connection_id)),
-            self.publish(&sender.tenant_id, &room_channel, &plain),
+        let (delivered, ()) = tokio::join!(
+            self.deliver_each(endpoint, &sender.tenant_id, targets, Some(&sender.connection_id), &room_channel, &plain),
             self.publish(&sender.tenant_id, &mention_channels, &mention),
         );
         let delivered: Vec<String> = delivered?.into_iter().filter(|u| *u != sender.user_id).collect();
