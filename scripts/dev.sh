@@ -34,10 +34,14 @@ require_toolchain() {
     command -v cc >/dev/null || apt_install gcc libc6-dev
 }
 
+# A port nothing listens on, below the kernel's ephemeral range (as is the port 10000 above it, a
+# cluster node's bus): a port an outgoing connection holds cannot be bound, and a listen check
+# does not see it.
 free_port() {
-    local port
+    local port low
+    low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
     for _ in $(seq 1 200); do
-        port=$((20000 + RANDOM % 30000))
+        port=$((10000 + RANDOM % (low - 20000)))
         if ! (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
             return
