@@ -39,6 +39,13 @@ pub enum AuthError {
 }
 
 const MAX_ID_LEN: usize = 128;
+const MAX_ROLE_LEN: usize = 64;
+
+fn is_role_name(role: &str) -> bool {
+    !role.is_empty()
+        && role.len() <= MAX_ROLE_LEN
+        && role.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
 
 pub fn verify(token: &str, secret: &str) -> Result<Claims, AuthError> {
     if token.is_empty() {
@@ -56,11 +63,18 @@ pub fn verify(token: &str, secret: &str) -> Result<Claims, AuthError> {
         .claims;
     for (what, id) in [("sub", &claims.sub), ("tenant_id", &claims.tenant_id)]
         .into_iter()
-        .chain(claims.roles.iter().map(|r| ("roles", r)))
+        .chain(claims.name.iter().map(|n| ("name", n)))
     {
         if id.is_empty() || id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
             return Err(AuthError::Invalid(format!("claim {what} must be 1-{MAX_ID_LEN} printable characters")));
         }
+    }
+    // Role names are words: a separator in one would make it look like several anywhere roles
+    // are ever joined or split.
+    if let Some(role) = claims.roles.iter().find(|r| !is_role_name(r)) {
+        return Err(AuthError::Invalid(format!(
+            "role {role:?} must be 1-{MAX_ROLE_LEN} letters, digits, '_', '-' or '.'"
+        )));
     }
     Ok(claims)
 }
@@ -123,6 +137,17 @@ mod tests {
         // alg "none": header {"alg":"none","typ":"JWT"}, no signature.
         let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", base64url(&claims.to_string()));
         assert!(verify(&none, SECRET).is_err());
+    }
+
+    #[test]
+    fn rejects_roles_with_separators_and_bad_names() {
+        let with_roles = |roles: &[&str]| verify(&mint_with_roles(SECRET, "t", "u", None, 60, roles), SECRET);
+        assert_eq!(with_roles(&["admin", "support_agent"]).unwrap().roles, ["admin", "support_agent"]);
+        for bad in ["x,admin", "admin ", "", "a\nb", "x;admin", &"r".repeat(65)] {
+            assert!(matches!(with_roles(&[bad]), Err(AuthError::Invalid(_))), "{bad:?}");
+        }
+        assert!(verify(&mint(SECRET, "t", "u", Some("bad\u{7}name"), 60), SECRET).is_err());
+        assert!(verify(&mint(SECRET, "t", "u", Some(""), 60), SECRET).is_err());
     }
 
     #[test]

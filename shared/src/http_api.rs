@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::auth;
 use crate::model::Caller;
 use crate::protocol::{Cursor, HistoryRequest, ServerFrame, MAX_HISTORY_PAGE};
-use crate::ratelimit::Limit;
+use crate::ratelimit::{Limit, Subject};
 use crate::service::{ChatError, ChatService, Export, ExportFormat};
 
 const PREFIX: &str = "/api/v1/chat";
@@ -134,7 +134,7 @@ async fn authenticate(service: &ChatService, headers: &HeaderMap) -> Result<Call
     let claims = auth::verify(token, &service.config.jwt_secret)?;
     let caller = Caller::from_claims(&claims, "");
     tracing::Span::current().record("user_id", caller.user_id.as_str()).record("tenant_id", caller.tenant_id.as_str());
-    service.limit(Limit::Http, &format!("{}/{}", caller.tenant_id, caller.user_id)).await?;
+    service.limit(Limit::Http, Subject::User(&caller)).await?;
     Ok(caller)
 }
 

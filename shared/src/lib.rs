@@ -10,6 +10,7 @@ pub mod config;
 pub mod fanout;
 pub mod handlers;
 pub mod http_api;
+pub mod keys;
 pub mod model;
 pub mod presence;
 pub mod protocol;

@@ -1,14 +1,16 @@
 //! The connection registry and presence, in Redis.
 //!
-//! Keys carry hash tags so that each multi-key step touches one cluster slot:
-//! `chat:conn:{cid}` hash (user, tenant, name, connected_at) · `chat:user:{tenant/user}:conns` set of
-//! connection ids · `chat:tenant:{tenant}:conns` set · `chat:presence:{tenant}` hash user → last
-//! change · `chat:connections` set of all.
+//! Keys carry hash tags so that each multi-key step touches one cluster slot, and escape the ids
+//! they join (`keys`): `chat:conn:{cid}` hash (user, tenant, name, roles as a JSON list,
+//! connected_at) · `chat:user:{tenant/user}:conns` set of connection ids ·
+//! `chat:tenant:{tenant}:conns` set · `chat:presence:{tenant}` hash user → last change ·
+//! `chat:connections` set of all.
 
 use crate::redis_conn::RedisConn;
 use chrono::{DateTime, TimeZone, Utc};
 use redis::AsyncCommands;
 
+use crate::keys;
 use crate::model::Caller;
 
 /// API Gateway closes a WebSocket after two hours; registry entries outlive that a little.
@@ -20,15 +22,29 @@ fn conn_key(connection_id: &str) -> String {
 }
 
 fn user_conns_key(tenant_id: &str, user_id: &str) -> String {
-    format!("chat:user:{{{tenant_id}/{user_id}}}:conns")
+    format!("chat:user:{{{}}}:conns", keys::user(tenant_id, user_id))
 }
 
 fn tenant_conns_key(tenant_id: &str) -> String {
-    format!("chat:tenant:{{{tenant_id}}}:conns")
+    format!("chat:tenant:{{{}}}:conns", keys::id(tenant_id))
 }
 
 fn presence_key(tenant_id: &str) -> String {
-    format!("chat:presence:{{{tenant_id}}}")
+    format!("chat:presence:{{{}}}", keys::id(tenant_id))
+}
+
+/// A JSON list. A registration made before roles were a list holds one joined string: it is taken
+/// whole, never split, so at worst such a connection has fewer roles until it reconnects.
+fn parse_roles(stored: &str) -> Vec<String> {
+    serde_json::from_str(stored).unwrap_or_else(
+        |_| {
+            if stored.is_empty() {
+                Vec::new()
+            } else {
+                vec![stored.to_string()]
+            }
+        },
+    )
 }
 
 /// A registered connection and when it was registered.
@@ -55,6 +71,8 @@ impl Presence {
     /// Records who the connection is (at `$connect`). It receives fan-out only once activated.
     pub async fn register(&self, caller: &Caller) -> redis::RedisResult<()> {
         let conn = conn_key(&caller.connection_id);
+        // A list, never a joined string: a role claim holding the separator must not become two roles.
+        let roles = serde_json::to_string(&caller.roles).expect("strings serialize");
         redis::pipe()
             .hset_multiple(
                 &conn,
@@ -62,7 +80,7 @@ impl Presence {
                     ("tenant_id", caller.tenant_id.as_str()),
                     ("user_id", caller.user_id.as_str()),
                     ("name", caller.display_name.as_str()),
-                    ("roles", &caller.roles.join(",")),
+                    ("roles", &roles),
                     ("connected_at", &Utc::now().timestamp_millis().to_string()),
                 ],
             )
@@ -104,9 +122,7 @@ impl Presence {
             caller: Caller {
                 connection_id: connection_id.to_string(),
                 display_name: field("name").unwrap_or_else(|| user_id.clone()),
-                roles: field("roles")
-                    .map(|r| r.split(',').filter(|r| !r.is_empty()).map(str::to_string).collect())
-                    .unwrap_or_default(),
+                roles: field("roles").map(|r| parse_roles(&r)).unwrap_or_default(),
                 tenant_id,
                 user_id,
             },
@@ -185,5 +201,25 @@ impl Presence {
     /// Every live connection of a tenant (announcements, tenant metrics).
     pub async fn tenant_connections(&self, tenant_id: &str) -> redis::RedisResult<Vec<String>> {
         self.redis.clone().smembers(tenant_conns_key(tenant_id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_a_list_and_old_joined_strings_are_never_split() {
+        assert_eq!(parse_roles(r#"["x,admin"]"#), ["x,admin"]);
+        assert_eq!(parse_roles(r#"["admin","support_agent"]"#), ["admin", "support_agent"]);
+        assert_eq!(parse_roles("x,admin"), ["x,admin"]);
+        assert_eq!(parse_roles("admin"), ["admin"]);
+        assert!(parse_roles("").is_empty());
+    }
+
+    #[test]
+    fn user_keys_of_colliding_ids_differ() {
+        assert_ne!(user_conns_key("X", "b/c"), user_conns_key("X/b", "c"));
+        assert_eq!(user_conns_key("acme", "alice"), "chat:user:{acme/alice}:conns");
     }
 }

@@ -1,14 +1,33 @@
 //! Rate limits as token buckets in Redis, so they hold across gateway and Lambda instances.
 //!
-//! A bucket per limit and subject, `chat:rl:{kind:subject}`, refilled continuously at the
-//! configured rate up to its burst; one atomic script takes a token or says how long to wait.
+//! A bucket per limit and subject, `chat:rl:{kind:subject}` (the subject's ids escaped, `keys`),
+//! refilled continuously at the configured rate up to its burst; one atomic script takes a token
+//! or says how long to wait.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::LazyLock;
 
+use crate::keys;
+use crate::model::Caller;
 use crate::redis_conn::RedisConn;
 use redis::Script;
+
+/// Whose bucket a token comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum Subject<'a> {
+    Ip(&'a str),
+    User(&'a Caller),
+}
+
+impl Subject<'_> {
+    fn key_part(self) -> String {
+        match self {
+            Subject::Ip(ip) => keys::id(ip).into_owned(),
+            Subject::User(caller) => keys::user(&caller.tenant_id, &caller.user_id),
+        }
+    }
+}
 
 /// A sustained rate with a burst allowance, written `RATE/BURST` (per second), or `off`.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -159,13 +178,13 @@ impl RateLimiter {
     }
 
     /// Takes a token for `subject` under `limit`: Ok, or how many milliseconds until one is free.
-    pub async fn take(&self, limit: Limit, subject: &str) -> redis::RedisResult<Result<(), u64>> {
+    pub async fn take(&self, limit: Limit, subject: Subject<'_>) -> redis::RedisResult<Result<(), u64>> {
         let rate = self.limits.rate(limit);
         if rate.is_off() {
             return Ok(Ok(()));
         }
         let (allowed, wait): (i64, i64) = TAKE
-            .key(format!("chat:rl:{{{limit}:{subject}}}"))
+            .key(format!("chat:rl:{{{limit}:{}}}", subject.key_part()))
             .arg(rate.per_second / 1000.0)
             .arg(rate.burst)
             .invoke_async(&mut self.redis.clone())

@@ -239,6 +239,43 @@ async fn a_user_of_another_tenant_reaches_nothing_of_tenant_a() {
     println!("tenant isolation: {attempts} cross-tenant attempts over WebSocket and HTTP, all refused or empty");
 }
 
+/// Tenant `T` user `b/c` and tenant `T/b` user `c` once shared a Redis key (`T/b/c`): the second
+/// received the first's frames and counted as them online.
+#[tokio::test]
+async fn ids_that_join_into_the_same_string_stay_apart() {
+    let config = test_config().await;
+    let a = spawn_app_with(config.clone()).await;
+    let mut b = spawn_app_with(config).await;
+    b.tenant = format!("{}/b", a.tenant);
+    let mut alice = a.connect("alice").await;
+    let mut slash = a.connect("b/c").await;
+    let mut c = b.connect("c").await;
+    let room = a.room(&mut alice, &mut [&mut slash], json!({ "name": "A only" })).await;
+    let sent = alice.request(json!({ "type": "send_message", "room_id": room, "content": "for b/c of A" })).await;
+    assert_eq!(sent["type"], "message_sent");
+    assert_eq!(slash.expect("new_message").await["message"]["content"], "for b/c of A");
+    c.assert_quiet().await;
+
+    // The other way round: B's c is told of B's room, A's b/c is not.
+    let mut carol = b.connect("carol").await;
+    let b_room = b.room(&mut carol, &mut [&mut c], json!({ "name": "B only" })).await;
+    carol.request(json!({ "type": "send_message", "room_id": b_room, "content": "for c of B" })).await;
+    assert_eq!(c.expect("new_message").await["message"]["content"], "for c of B");
+    slash.assert_quiet().await;
+
+    // Presence: with A's b/c gone, B's c being online does not make them look online.
+    drop(slash);
+    let offline = loop {
+        let presence = alice.recv().await;
+        if presence["type"] == "presence" && presence["user_id"] == "b/c" && presence["status"] == "offline" {
+            break presence;
+        }
+    };
+    assert_eq!(offline["status"], "offline");
+    let presence = alice.request(json!({ "type": "get_presence", "user_ids": ["b/c"] })).await;
+    assert_eq!(presence["users"][0]["status"], "offline", "{presence}");
+}
+
 /// base64url without padding, as JWTs use.
 fn b64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -281,6 +318,9 @@ fn bad_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
         ("wrong secret", shared::auth::mint("not-the-secret", &app.tenant, "mallory", None, 600)),
         ("no tenant", hs256(json!({ "sub": "mallory", "exp": now + 600 }))),
         ("no expiry", hs256(json!({ "sub": "mallory", "tenant_id": app.tenant }))),
+        // Once stored comma-joined, "x,admin" made a tenant admin.
+        ("role with a separator", hs256(claims(json!({ "roles": ["x,admin"] })))),
+        ("control character in the name", hs256(claims(json!({ "name": "Mallory\u{7}" })))),
         ("malformed", "abc.def".to_string()),
         ("garbage", "💥".to_string()),
         ("empty", String::new()),

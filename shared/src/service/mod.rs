@@ -22,7 +22,7 @@ use crate::fanout::{Fanout, Outcome, PostError};
 use crate::model::{Caller, Message, Role};
 use crate::presence::Presence;
 use crate::protocol::{self, ClientFrame, PresenceStatus, ProtocolError, ServerFrame};
-use crate::ratelimit::{Limit, RateLimiter};
+use crate::ratelimit::{Limit, RateLimiter, Subject};
 use crate::redis_conn::RedisConn;
 use crate::store::{Membership, Store, StoreError};
 
@@ -171,11 +171,11 @@ impl ChatService {
     /// slows token guessing) and per user.
     pub async fn connect(&self, token: Option<&str>, connection_id: &str, source_ip: Option<&str>) -> Result<Claims> {
         if let Some(ip) = source_ip {
-            self.limit(Limit::ConnectsPerIp, ip).await?;
+            self.limit(Limit::ConnectsPerIp, Subject::Ip(ip)).await?;
         }
         let claims = auth::verify(token.unwrap_or_default(), &self.config.jwt_secret)?;
         let caller = Caller::from_claims(&claims, connection_id);
-        self.limit(Limit::ConnectsPerUser, &format!("{}/{}", caller.tenant_id, caller.user_id)).await?;
+        self.limit(Limit::ConnectsPerUser, Subject::User(&caller)).await?;
         Span::current().record("user_id", caller.user_id.as_str()).record("tenant_id", caller.tenant_id.as_str());
         self.presence.register(&caller).await?;
         Ok(claims)
@@ -289,7 +289,7 @@ impl ChatService {
                 Span::current()
                     .record("user_id", caller.user_id.as_str())
                     .record("tenant_id", caller.tenant_id.as_str());
-                self.limit(limit_of(&frame), &format!("{}/{}", caller.tenant_id, caller.user_id)).await?;
+                self.limit(limit_of(&frame), Subject::User(&caller)).await?;
                 self.dispatch(&caller, endpoint, frame).await
             })
             .await;
@@ -363,7 +363,7 @@ impl ChatService {
     }
 
     /// Takes a token from the subject's bucket, or refuses with how long to wait.
-    pub async fn limit(&self, limit: Limit, subject: &str) -> Result<()> {
+    pub async fn limit(&self, limit: Limit, subject: Subject<'_>) -> Result<()> {
         self.limiter.take(limit, subject).await?.map_err(|retry_after_ms| ChatError::RateLimited { retry_after_ms })
     }
 
