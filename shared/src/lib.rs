@@ -15,6 +15,7 @@ pub mod model;
 pub mod presence;
 pub mod protocol;
 pub mod ratelimit;
+pub mod receipts;
 pub mod redis_conn;
 pub mod service;
 pub mod store;

@@ -69,8 +69,13 @@ pub struct Attachment {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Message {
     pub id: Uuid,
-    /// The cursor position of the message in its room's history.
+    /// The cursor position of the message in its room's history. Within a room, messages
+    /// commit in `seq` order, so history `after` a seen `seq` holds everything after it.
     pub seq: i64,
+    /// The message's number in its room: 1, 2, 3, ... without gaps, so a client that sees
+    /// `room_seq` jump knows it missed messages (0 for messages archived before it existed).
+    #[serde(default)]
+    pub room_seq: i64,
     pub room_id: Uuid,
     pub sender_id: String,
     pub sender_name: Option<String>,
@@ -111,12 +116,33 @@ pub struct Reaction {
     pub users: Vec<String>,
 }
 
-/// A member's unread state in one room.
+/// Counts stop here: a member far behind costs a bounded count, and sees "1000+".
+pub const UNREAD_CAP: i32 = 1000;
+
+/// A member's unread state in one room, counted from their read position.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Unread {
     pub room_id: Uuid,
     pub unread_count: i32,
     pub mention_count: i32,
+    /// A count reached `UNREAD_CAP`: there are at least that many, maybe more.
+    pub capped: bool,
+}
+
+impl Unread {
+    /// From counts taken with a limit of one more than the cap.
+    pub fn counted(room_id: Uuid, unread: i32, mentions: i32) -> Self {
+        Self {
+            room_id,
+            unread_count: unread.min(UNREAD_CAP),
+            mention_count: mentions.min(UNREAD_CAP),
+            capped: unread > UNREAD_CAP || mentions > UNREAD_CAP,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.unread_count == 0 && self.mention_count == 0
+    }
 }
 
 /// One earlier version of an edited message.
@@ -141,8 +167,9 @@ pub struct RoomSummary {
     pub room: Room,
     /// None for a support agent looking at a support room they have not joined.
     pub role: Option<Role>,
-    pub unread_count: i32,
-    pub mention_count: i32,
+    /// `unread_count`, `mention_count` and `capped` (with the room's id again).
+    #[serde(flatten)]
+    pub unread: Unread,
     pub participant_count: i64,
 }
 

@@ -338,11 +338,9 @@ pub enum ServerFrame {
         /// True when the client's `client_msg_id` was already stored and this is that message.
         duplicate: bool,
     },
+    /// The same bytes for every recipient: clients count new messages themselves.
     NewMessage {
         message: Message,
-        /// The recipient's unread state in the room after this message.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        unread: Option<Unread>,
     },
     TypingStart {
         room_id: Uuid,
@@ -358,6 +356,7 @@ pub enum ServerFrame {
         message_ids: Vec<Uuid>,
         unread_count: i32,
         mention_count: i32,
+        capped: bool,
     },
     MessagesRead {
         room_id: Uuid,
@@ -431,9 +430,6 @@ pub enum ServerFrame {
         message_id: Uuid,
         deleted_by: String,
         deleted_at: DateTime<Utc>,
-        /// For a member who had not read it: their unread state in the room after it.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        unread: Option<Unread>,
     },
     EditHistory {
         message_id: Uuid,

@@ -394,8 +394,14 @@ async fn mentions_notify_on_the_user_channel_and_count_for_offline_users() {
     let sent = alice
         .request(json!({ "type": "send_message", "room_id": room, "content": "@carol @outsider look", "mentions": ["carol", "outsider"] }))
         .await;
-    let delivered = bob.expect("new_message").await;
-    assert_eq!(delivered["unread"]["mention_count"], 0);
+    // Everyone gets the same frame: no per-recipient counts in it.
+    assert!(bob.expect("new_message").await.get("unread").is_none());
+    // Bob was not mentioned.
+    let bobs = bob.request(json!({ "type": "get_unread" })).await;
+    assert_eq!(
+        (bobs["rooms"][0]["unread_count"].as_i64(), bobs["rooms"][0]["mention_count"].as_i64()),
+        (Some(1), Some(0))
+    );
     let (name, envelope) = channel.next().await;
     assert_eq!(name, "user:carol");
     assert_eq!(envelope["tenant_id"], app.tenant.as_str());
@@ -407,6 +413,12 @@ async fn mentions_notify_on_the_user_channel_and_count_for_offline_users() {
     assert_eq!(unread.len(), 1);
     assert_eq!((unread[0]["unread_count"].as_i64(), unread[0]["mention_count"].as_i64()), (Some(1), Some(1)));
     assert_eq!(unread[0]["room_id"], room.as_str());
+    assert_eq!(unread[0]["capped"], false);
+    // Deleting the mention takes it out of carol's count.
+    alice.drain().await;
+    alice.request(json!({ "type": "delete_message", "message_id": sent["message"]["id"] })).await;
+    let (_carol, hello) = app.connect_as("carol", &[]).await;
+    assert_eq!(hello["unread"], json!([]));
 }
 
 #[tokio::test]
@@ -434,6 +446,16 @@ async fn receipts_tell_the_sender_who_got_and_who_read() {
     );
 }
 
+/// Bob's unread and mention counts in the room, as the server counts them.
+async fn unread_of(bob: &mut Client, room: &str) -> (i64, i64) {
+    let summary = bob.request(json!({ "type": "get_unread" })).await;
+    let rooms = summary["rooms"].as_array().unwrap();
+    rooms
+        .iter()
+        .find(|r| r["room_id"] == room)
+        .map_or((0, 0), |r| (r["unread_count"].as_i64().unwrap(), r["mention_count"].as_i64().unwrap()))
+}
+
 #[tokio::test]
 async fn unread_counts_follow_every_change() {
     let app = spawn_app().await;
@@ -441,33 +463,71 @@ async fn unread_counts_follow_every_change() {
     let mut bob = app.connect("bob").await;
     let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
     let mut last = Value::Null;
-    for (i, text) in ["a", "b", "c"].iter().enumerate() {
+    for text in ["a", "b", "c"] {
         alice.request(json!({ "type": "send_message", "room_id": room, "content": text })).await;
         last = bob.expect("new_message").await;
-        assert_eq!(last["unread"]["unread_count"], i + 1);
+        assert!(last.get("unread").is_none(), "{last}");
     }
-    let summary = bob.request(json!({ "type": "get_unread" })).await;
-    assert_eq!(summary["rooms"][0]["unread_count"], 3);
+    assert_eq!(unread_of(&mut bob, &room).await, (3, 0));
     let listed = bob.request(json!({ "type": "list_rooms" })).await;
-    assert_eq!(listed["rooms"][0]["unread_count"], 3);
+    assert_eq!(
+        (listed["rooms"][0]["unread_count"].as_i64(), listed["rooms"][0]["capped"].as_bool()),
+        (Some(3), Some(false))
+    );
     assert_eq!(listed["rooms"][0]["participant_count"], 2);
+    // Bob's own messages, edits and system messages (a join) do not count.
+    bob.request(json!({ "type": "send_message", "room_id": room, "content": "mine" })).await;
+    alice.expect("new_message").await;
+    alice.request(json!({ "type": "edit_message", "message_id": last["message"]["id"], "content": "c!" })).await;
+    bob.expect("message_edited").await;
+    let mut carol = app.connect("carol").await;
+    alice.request(json!({ "type": "invite", "room_id": room, "user_ids": ["carol"] })).await;
+    carol.expect("added_to_room").await;
+    bob.drain().await;
+    assert_eq!(unread_of(&mut bob, &room).await, (3, 0));
 
-    let first_two = bob.request(json!({ "type": "get_history", "room_id": room, "limit": 3 })).await;
+    let first_two = bob.request(json!({ "type": "get_history", "room_id": room, "limit": 10 })).await;
     let second = first_two["messages"][1]["id"].clone();
     let read = bob.request(json!({ "type": "mark_read", "room_id": room, "message_ids": [second] })).await;
-    assert_eq!(read["unread_count"], 1);
+    assert_eq!((read["unread_count"].as_i64(), read["capped"].as_bool()), (Some(1), Some(false)));
     alice.expect("messages_read").await;
-    // Deleting the one unread message takes it out of the count, and bob is told his new count.
+    // Reading what is already read moves nothing and tells nobody.
+    let again = bob.request(json!({ "type": "mark_read", "room_id": room, "message_ids": [second] })).await;
+    assert_eq!(again["unread_count"], 1);
+    alice.assert_quiet().await;
+    // Deleting the one unread message takes it out of the count; the frame is the same for all.
     alice.request(json!({ "type": "delete_message", "message_id": last["message"]["id"] })).await;
-    let deleted = bob.expect("message_deleted").await;
-    assert_eq!(
-        (deleted["unread"]["unread_count"].as_i64(), deleted["unread"]["room_id"].as_str()),
-        (Some(0), Some(room.as_str()))
-    );
-    // A message bob has read changes nothing for him: the frame carries no unread state.
-    alice.request(json!({ "type": "delete_message", "message_id": second })).await;
     assert!(bob.expect("message_deleted").await.get("unread").is_none());
+    assert_eq!(unread_of(&mut bob, &room).await, (0, 0));
+    alice.request(json!({ "type": "delete_message", "message_id": second })).await;
+    bob.expect("message_deleted").await;
     assert!(bob.request(json!({ "type": "get_unread" })).await["rooms"].as_array().unwrap().is_empty());
+}
+
+/// A member far behind gets a bounded count that says it is capped.
+#[tokio::test]
+async fn unread_counts_stop_at_the_cap_and_say_so() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    alice.request(json!({ "type": "send_message", "room_id": room, "content": "first" })).await;
+    bob.expect("new_message").await;
+    // 1 200 more, written straight to the table: the count does not care how they came.
+    app.db()
+        .await
+        .batch_execute(&format!(
+            "INSERT INTO chat_messages (id, tenant_id, room_id, sender_id, message_type, content)
+             SELECT gen_random_uuid(), '{tenant}', '{room}', 'alice', 'text', 'm' || i FROM generate_series(1, 1200) i",
+            tenant = app.tenant
+        ))
+        .await
+        .unwrap();
+    let summary = bob.request(json!({ "type": "get_unread" })).await;
+    let counted = &summary["rooms"][0];
+    assert_eq!((counted["unread_count"].as_i64(), counted["capped"].as_bool()), (Some(1000), Some(true)));
+    let read = bob.request(json!({ "type": "mark_read", "room_id": room })).await;
+    assert_eq!((read["unread_count"].as_i64(), read["capped"].as_bool()), (Some(0), Some(false)));
 }
 
 #[tokio::test]

@@ -190,6 +190,12 @@ async fn admins_export_rooms_and_tenants_as_json_lines_and_csv_with_everything_k
         .iter()
         .any(|r| r["user_id"] == "bob" && !r["read_at"].is_null()));
     assert_eq!((records[2]["deleted"].as_bool(), records[2]["content"].as_str()), (Some(true), Some("to be deleted")));
+    // Delivered to bob's connection, not read: from his delivery position.
+    let to_bob = records[2]["receipts"].as_array().unwrap().iter().find(|r| r["user_id"] == "bob").cloned();
+    let to_bob = to_bob.expect("a delivery receipt for bob");
+    assert!(to_bob["read_at"].is_null() && !to_bob["delivered_at"].is_null(), "{to_bob}");
+    let room_seqs: Vec<i64> = records.iter().map(|r| r["room_seq"].as_i64().unwrap()).collect();
+    assert_eq!(room_seqs, [1, 2, 3]);
     let seqs: Vec<i64> = records.iter().map(|r| r["seq"].as_i64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
 

@@ -1,12 +1,16 @@
 //! Exports of a room's or a whole tenant's history, for tenant admins (and a room's admins),
 //! as JSON Lines or CSV, produced page by page so any size streams in constant memory.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+
 use futures::stream::{self, BoxStream, StreamExt};
-use serde_json::Value;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::{ChatError, ChatService, Result};
 use crate::model::{Caller, Role};
+use crate::receipts::{Position, Receipts};
 use crate::store::{Store, StoreError};
 
 /// Records per query, and per chunk: a few hundred kilobytes at most.
@@ -49,8 +53,9 @@ pub struct Export {
 
 /// The CSV columns; nested values (attachments, mentions, edits, reactions, receipts, read_by)
 /// are JSON in their cell.
-const CSV_COLUMNS: [&str; 20] = [
+const CSV_COLUMNS: [&str; 21] = [
     "seq",
+    "room_seq",
     "id",
     "room_id",
     "sender_id",
@@ -89,21 +94,25 @@ impl ChatService {
         }
         let total = self.store.export_count(&caller.tenant_id, room_id, after).await?;
         let header = (format == Format::Csv).then(|| csv_line(CSV_COLUMNS.iter().map(|c| c.to_string())));
-        let pages = pages(self.store.clone(), caller.tenant_id.clone(), room_id, after, format);
+        let pages = pages(self.store.clone(), self.receipts.clone(), caller.tenant_id.clone(), room_id, after, format);
         let chunks = stream::iter(header.map(|h| Ok((after, h)))).chain(pages).boxed();
         Ok(Export { format, total, after, chunks })
     }
 }
 
+/// Each room's delivery positions, read once per export.
+type Deliveries = HashMap<Uuid, HashMap<String, Position>>;
+
 fn pages(
     store: Store,
+    receipts: Receipts,
     tenant_id: String,
     room_id: Option<Uuid>,
     after: i64,
     format: Format,
 ) -> impl futures::Stream<Item = Result<(i64, String)>> {
-    stream::try_unfold(Some(after), move |cursor| {
-        let (store, tenant_id) = (store.clone(), tenant_id.clone());
+    stream::try_unfold((Some(after), Deliveries::new()), move |(cursor, mut deliveries)| {
+        let (store, receipts, tenant_id) = (store.clone(), receipts.clone(), tenant_id.clone());
         async move {
             let Some(after) = cursor else { return Ok(None) };
             let page = store.export_page(&tenant_id, room_id, after, None, PAGE).await?;
@@ -111,27 +120,48 @@ fn pages(
             let Some(&(last, _)) = page.last() else { return Ok(None) };
             let mut chunk = String::new();
             for (_, record) in &page {
+                let mut record: Value = serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let room: Uuid = record["room_id"].as_str().and_then(|r| r.parse().ok()).unwrap_or_default();
+                let positions = match deliveries.entry(room) {
+                    Entry::Occupied(known) => known.into_mut(),
+                    Entry::Vacant(new) => new.insert(receipts.positions(&tenant_id, room).await?),
+                };
+                add_deliveries(&mut record, positions);
                 match format {
                     Format::Jsonl => {
-                        chunk.push_str(record);
+                        chunk.push_str(&record.to_string());
                         chunk.push('\n');
                     }
-                    Format::Csv => chunk.push_str(&csv_record(record)?),
+                    Format::Csv => chunk.push_str(&csv_record(&record)),
                 }
             }
-            Ok(Some(((last, chunk), next)))
+            Ok(Some(((last, chunk), (next, deliveries))))
         }
     })
 }
 
-fn csv_record(record: &str) -> Result<String> {
-    let value: Value = serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(csv_line(CSV_COLUMNS.iter().map(|column| match &value[*column] {
+/// The record's `receipts` come from read positions (a reader got it too); members whose
+/// delivery position reaches the message get theirs, with when that position moved.
+fn add_deliveries(record: &mut Value, positions: &HashMap<String, Position>) {
+    let seq = record["seq"].as_i64().unwrap_or(i64::MAX);
+    let sender = record["sender_id"].as_str().unwrap_or_default().to_string();
+    let Some(receipts) = record["receipts"].as_array_mut() else { return };
+    for (user, position) in positions.iter().filter(|(user, p)| p.seq >= seq && **user != sender) {
+        match receipts.iter_mut().find(|r| r["user_id"] == user.as_str()) {
+            Some(receipt) => receipt["delivered_at"] = json!(position.at),
+            None => receipts.push(json!({ "user_id": user, "delivered_at": position.at, "read_at": null })),
+        }
+    }
+    receipts.sort_by(|a, b| a["user_id"].as_str().cmp(&b["user_id"].as_str()));
+}
+
+fn csv_record(value: &Value) -> String {
+    csv_line(CSV_COLUMNS.iter().map(|column| match &value[*column] {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         Value::Array(_) | Value::Object(_) => value[*column].to_string(),
         other => other.to_string(),
-    })))
+    }))
 }
 
 /// One RFC 4180 line. A text cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`,
@@ -170,9 +200,32 @@ mod tests {
     }
 
     #[test]
+    fn deliveries_join_the_receipts_of_readers() {
+        let at = chrono::DateTime::<chrono::Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut record = json!({ "seq": 5, "sender_id": "alice", "receipts": [
+            { "user_id": "carol", "delivered_at": "2020-01-01T00:00:00Z", "read_at": "2020-01-01T00:00:00Z" }
+        ] });
+        let positions: HashMap<String, Position> = [
+            ("bob", Position { seq: 5, at }),
+            ("carol", Position { seq: 9, at }),
+            ("dave", Position { seq: 4, at }),
+            ("alice", Position { seq: 9, at }),
+        ]
+        .into_iter()
+        .map(|(u, p)| (u.to_string(), p))
+        .collect();
+        add_deliveries(&mut record, &positions);
+        let users: Vec<&str> =
+            record["receipts"].as_array().unwrap().iter().map(|r| r["user_id"].as_str().unwrap()).collect();
+        assert_eq!(users, ["bob", "carol"], "dave's position is before it, alice sent it");
+        assert!(record["receipts"][0]["read_at"].is_null());
+        assert_eq!(record["receipts"][1]["delivered_at"], json!(at));
+    }
+
+    #[test]
     fn csv_records_put_nested_values_as_json() {
         let record = r#"{"seq":7,"content":"hi","mentions":["bob"],"deleted":false,"reply_to":null}"#;
-        let line = csv_record(record).unwrap();
-        assert!(line.starts_with("7,,,,,,hi,,\"[\"\"bob\"\"]\",,,,,false,"), "{line}");
+        let line = csv_record(&serde_json::from_str(record).unwrap());
+        assert!(line.starts_with("7,,,,,,,hi,,\"[\"\"bob\"\"]\",,,,,false,"), "{line}");
     }
 }

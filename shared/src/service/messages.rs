@@ -1,8 +1,7 @@
-//! Messages: sending (with unread counts, mentions and delivery receipts), system messages,
-//! edits, deletions, reactions, threads, receipts, reads, typing and history.
+//! Messages: sending (with mentions and delivery positions), system messages, edits, deletions,
+//! reactions, threads, receipts, reads, typing and history.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use tracing::Span;
 use uuid::Uuid;
@@ -11,9 +10,10 @@ use super::validate;
 use super::{ChatError, ChatService, Result, Skip};
 use crate::cache::Page;
 use crate::channels::Channel;
-use crate::model::{Caller, Message, MessageType, Role, RoomType};
+use crate::model::{Caller, Message, MessageType, Receipt, Role, RoomType};
 use crate::protocol::{Cursor, HistoryRequest, SendMessage, ServerFrame, DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
-use crate::store::{Inserted, Membership, NewMessage};
+use crate::receipts::Position;
+use crate::store::{Inserted, Membership, NewMessage, ReadPosition};
 
 /// The sender of system messages (joins, leaves, role changes).
 pub const SYSTEM_USER: &str = "system";
@@ -58,8 +58,8 @@ impl ChatService {
             client_msg_id: req.client_msg_id.as_deref(),
         };
         let message = match self.store.insert_message(caller, new).await? {
-            Inserted::New { message, recipients } => {
-                self.distribute(endpoint, caller, &message, recipients).await?;
+            Inserted::New { message, members, mentioned } => {
+                self.distribute(endpoint, caller, &message, &members, mentioned).await?;
                 message
             }
             Inserted::Duplicate(message) => return Ok(ServerFrame::MessageSent { message, duplicate: true }),
@@ -68,14 +68,16 @@ impl ChatService {
         Ok(ServerFrame::MessageSent { message, duplicate: false })
     }
 
-    /// Everything that follows a stored message: the cache, the fan-out with each recipient's
-    /// unread counts, the channels, mention notifications and delivery receipts.
+    /// Everything that follows a stored message: the cache, the fan-out (one payload for every
+    /// member's connections but the sending one), the channels, mention notifications and the
+    /// members' delivery positions.
     async fn distribute(
         &self,
         endpoint: Option<&str>,
         sender: &Caller,
         message: &Message,
-        recipients: Vec<(String, crate::model::Unread)>,
+        members: &[String],
+        mentioned: Vec<String>,
     ) -> Result<()> {
         let room_id = message.room_id;
         // Before any post: a member who has the message and asks for history finds it cached.
@@ -87,34 +89,18 @@ impl ChatService {
         if let Err(err) = cached {
             tracing::warn!(error = %err, "recent-message cache not updated");
         }
-        let plain = ServerFrame::NewMessage { message: message.clone(), unread: None };
-        let mut targets: Vec<(String, Arc<str>)> = recipients
-            .iter()
-            .map(|(user, unread)| {
-                let frame = ServerFrame::NewMessage { message: message.clone(), unread: Some(unread.clone()) };
-                (user.clone(), Arc::from(frame.to_json()))
-            })
-            .collect();
-        // The sender's other devices see their own message too.
-        if sender.user_id != SYSTEM_USER {
-            targets.push((sender.user_id.clone(), plain.to_json().into()));
-        }
-        // Only members are notified of a mention: naming someone does not leak the room to them.
-        let mention_channels: Vec<Channel> = message
-            .mentions
-            .iter()
-            .filter(|m| recipients.iter().any(|(u, _)| u == *m))
-            .map(|u| Channel::User(u.clone()))
-            .collect();
+        let frame = ServerFrame::NewMessage { message: message.clone() };
+        let mention_channels: Vec<Channel> = mentioned.into_iter().map(Channel::User).collect();
         let mention = ServerFrame::Mention { room_id, message: message.clone() };
+        let skip = Skip::Connection(&sender.connection_id);
         let room_channel = [Channel::Room(room_id)];
         let (delivered, ()) = tokio::join!(
-            self.deliver_each(endpoint, &sender.tenant_id, targets, Some(&sender.connection_id), &room_channel, &plain),
+            self.deliver(endpoint, &sender.tenant_id, members, &frame, skip, &room_channel),
             self.publish(&sender.tenant_id, &mention_channels, &mention),
         );
         let delivered: Vec<String> = delivered?.into_iter().filter(|u| *u != sender.user_id).collect();
         if message.message_type != MessageType::System {
-            self.store.mark_delivered(&sender.tenant_id, message.id, &delivered).await?;
+            self.receipts.delivered(&sender.tenant_id, room_id, message.seq, &delivered).await?;
         }
         Ok(())
     }
@@ -144,8 +130,8 @@ impl ChatService {
             reply_to: None,
             client_msg_id: None,
         };
-        if let Inserted::New { message, recipients } = self.store.insert_message(&system, new).await? {
-            self.distribute(endpoint, &system, &message, recipients).await?;
+        if let Inserted::New { message, members, mentioned } = self.store.insert_message(&system, new).await? {
+            self.distribute(endpoint, &system, &message, &members, mentioned).await?;
         }
         Ok(())
     }
@@ -195,42 +181,18 @@ impl ChatService {
         if message.sender_id != caller.user_id && membership.role.rank() < Role::Moderator.rank() {
             return Err(ChatError::PermissionDenied("only moderators and admins delete others' messages".into()));
         }
-        let (deleted, changed) =
-            self.store.delete_message(caller, message_id).await?.ok_or(ChatError::NotFound("message"))?;
-        let mut changed: HashMap<String, crate::model::Unread> = changed.into_iter().collect();
+        let deleted = self.store.delete_message(caller, message_id).await?.ok_or(ChatError::NotFound("message"))?;
         self.cache.invalidate(deleted.room_id).await?;
-        let frame_for = |unread| ServerFrame::MessageDeleted {
+        // Members who had it unread count one less: they know from their read position.
+        let frame = ServerFrame::MessageDeleted {
             room_id: deleted.room_id,
             message_id,
             deleted_by: caller.user_id.clone(),
             deleted_at: deleted.deleted_at.unwrap_or_else(chrono::Utc::now),
-            unread,
         };
-        let frame = frame_for(None);
-        let plain: Arc<str> = frame.to_json().into();
-        // Those who had not read it get their new unread state with it.
-        let targets = self
-            .store
-            .member_ids(&caller.tenant_id, deleted.room_id)
-            .await?
-            .into_iter()
-            .map(|user| {
-                let payload = match changed.remove(&user) {
-                    Some(unread) => frame_for(Some(unread)).to_json().into(),
-                    None => plain.clone(),
-                };
-                (user, payload)
-            })
-            .collect();
-        self.deliver_each(
-            endpoint,
-            &caller.tenant_id,
-            targets,
-            Some(&caller.connection_id),
-            &[Channel::Room(deleted.room_id)],
-            &frame,
-        )
-        .await?;
+        let skip = Skip::Connection(&caller.connection_id);
+        let channels = [Channel::Room(deleted.room_id)];
+        self.fan_out_room(endpoint, &caller.tenant_id, deleted.room_id, &frame, skip, &channels).await?;
         Ok(frame)
     }
 
@@ -293,7 +255,11 @@ impl ChatService {
         if message.sender_id != caller.user_id && membership.role.rank() < Role::Moderator.rank() {
             return Err(ChatError::PermissionDenied("receipts are for the sender and the room's moderators".into()));
         }
-        let (delivered, read) = self.store.receipts(&caller.tenant_id, &message).await?;
+        let (positions, delivered_positions) = tokio::try_join!(
+            async { Ok::<_, ChatError>(self.store.read_positions(&caller.tenant_id, &message).await?) },
+            async { Ok(self.receipts.positions(&caller.tenant_id, message.room_id).await?) },
+        )?;
+        let (delivered, read) = receipts_of(&message, positions, &delivered_positions);
         Ok(ServerFrame::Receipts { message_id, delivered, read })
     }
 
@@ -336,19 +302,23 @@ impl ChatService {
         }
         self.member(caller, room_id).await?;
         let read = self.store.mark_read(caller, room_id, ids).await?;
-        let event = ServerFrame::MessagesRead {
-            room_id,
-            user_id: caller.user_id.clone(),
-            message_ids: read.message_ids.clone(),
-            read_at: read.read_at,
-        };
-        let skip = Skip::Connection(&caller.connection_id);
-        self.fan_out_room(endpoint, &caller.tenant_id, room_id, &event, skip, &[Channel::Room(room_id)]).await?;
+        // A read that moves nothing tells nobody anything new.
+        if read.moved {
+            let event = ServerFrame::MessagesRead {
+                room_id,
+                user_id: caller.user_id.clone(),
+                message_ids: read.message_ids.clone(),
+                read_at: read.read_at,
+            };
+            let skip = Skip::Connection(&caller.connection_id);
+            self.fan_out_room(endpoint, &caller.tenant_id, room_id, &event, skip, &[Channel::Room(room_id)]).await?;
+        }
         Ok(ServerFrame::ReadMarked {
             room_id,
             message_ids: read.message_ids,
             unread_count: read.unread.unread_count,
             mention_count: read.unread.mention_count,
+            capped: read.unread.capped,
         })
     }
 
@@ -420,4 +390,30 @@ impl ChatService {
         }
         Ok((messages, has_more))
     }
+}
+
+/// Who got and who read the message, from positions: a member whose read position reaches it
+/// read it (when that position last moved); one whose delivery position reaches it, or who read
+/// it, got it (when the delivery position last moved, else when they read). Earliest first.
+fn receipts_of(
+    message: &Message,
+    reads: Vec<ReadPosition>,
+    delivered: &HashMap<String, Position>,
+) -> (Vec<Receipt>, Vec<Receipt>) {
+    let mut got = Vec::new();
+    let mut read = Vec::new();
+    for position in reads {
+        let has_read = position.seq >= message.seq;
+        let delivered_at = delivered.get(&position.user_id).filter(|d| d.seq >= message.seq).map(|d| d.at);
+        if let Some(at) = delivered_at.or(has_read.then_some(position.at)) {
+            got.push(Receipt { user_id: position.user_id.clone(), at });
+        }
+        if has_read {
+            read.push(Receipt { user_id: position.user_id, at: position.at });
+        }
+    }
+    for list in [&mut got, &mut read] {
+        list.sort_by(|a, b| (a.at, &a.user_id).cmp(&(b.at, &b.user_id)));
+    }
+    (got, read)
 }

@@ -23,6 +23,7 @@ use crate::model::{Caller, Message, Role};
 use crate::presence::Presence;
 use crate::protocol::{self, ClientFrame, PresenceStatus, ProtocolError, ServerFrame};
 use crate::ratelimit::{Limit, RateLimiter, Subject};
+use crate::receipts::Receipts;
 use crate::redis_conn::RedisConn;
 use crate::store::{Membership, Store, StoreError};
 
@@ -128,6 +129,7 @@ pub struct ChatService {
     pub presence: Presence,
     pub cache: RecentCache,
     pub limiter: RateLimiter,
+    pub receipts: Receipts,
     pub fanout: Fanout,
     /// Cold storage of old messages, when `ARCHIVE_BUCKET` is set.
     pub archive: Option<crate::archive::Archive>,
@@ -153,6 +155,7 @@ impl ChatService {
             store,
             cache: RecentCache::new(redis.clone()),
             limiter: RateLimiter::new(redis.clone(), config.rate_limits.clone()),
+            receipts: Receipts::new(redis.clone()),
             presence: Presence::new(redis),
             fanout,
             archive,

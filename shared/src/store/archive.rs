@@ -52,8 +52,8 @@ impl Store {
             .collect())
     }
 
-    /// Records what an archive object now holds, then deletes those messages (with their edits,
-    /// reactions and receipts, which the object keeps) from Postgres, in one transaction.
+    /// Records what an archive object now holds, then deletes those messages (with their edits
+    /// and reactions, which the object keeps, and their mentions) from Postgres, in one transaction.
     pub async fn move_to_archive(
         &self,
         tenant_id: &str,
@@ -78,6 +78,12 @@ impl Store {
                 &[&tenant_id, &room_id, &archived_seqs],
             )
             .await?;
+        // Archived messages leave the unread and mention counts (they are counted in Postgres).
+        tx.execute_cached(
+            "DELETE FROM chat_mentions WHERE tenant_id = $1 AND room_id = $2 AND seq = ANY($3)",
+            &[&tenant_id, &room_id, &archived_seqs],
+        )
+        .await?;
         tx.commit().await?;
         Ok(deleted)
     }

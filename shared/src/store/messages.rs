@@ -1,14 +1,17 @@
-//! Messages, their edits, reactions and receipts, and the unread counters they move.
+//! Messages, their edits and reactions, read positions and the unread counts derived from them.
+//!
+//! A message writes its own row, its room's sequence counter and a row per mentioned member,
+//! whatever the room's size: unread and mention counts are counted from each member's read
+//! position (`last_read_seq`) when asked for, at most `model::UNREAD_CAP` per room.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{Prepared, Store, StoreError};
-use crate::model::{Caller, Edit, Message, MessageType, Reaction, Receipt, Unread};
+use crate::model::{Caller, Edit, Message, MessageType, Reaction, Unread};
 use crate::protocol::Cursor;
 
 pub struct NewMessage<'a> {
@@ -22,8 +25,9 @@ pub struct NewMessage<'a> {
 }
 
 pub enum Inserted {
-    /// Stored; `recipients` are the other members with their unread state after it.
-    New { message: Message, recipients: Vec<(String, Unread)> },
+    /// Stored; `members` are the room's members at that moment, `mentioned` those of them it
+    /// mentions (the sender never).
+    New { message: Message, members: Vec<String>, mentioned: Vec<String> },
     /// The sender's `client_msg_id` was stored before: this is that message.
     Duplicate(Message),
     /// `reply_to` names no message of the room.
@@ -31,13 +35,23 @@ pub enum Inserted {
 }
 
 pub struct ReadResult {
-    /// The ids that were marked (ids of other rooms or unknown ids are dropped).
+    /// The ids that were marked (ids of other rooms, the reader's own and unknown ids are dropped).
     pub message_ids: Vec<Uuid>,
     pub unread: Unread,
     pub read_at: DateTime<Utc>,
+    /// Whether the read position went forward (else nothing changed for anyone else).
+    pub moved: bool,
 }
 
-const MESSAGE_COLUMNS: &str = "id, seq, room_id, sender_id, sender_name, message_type, content, attachments, \
+/// A member's read position in a room, and when it last moved (their join time if never).
+pub struct ReadPosition {
+    pub user_id: String,
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, seq, room_seq, room_id, sender_id, sender_name, message_type, content, attachments, \
      mentions, reply_to, reply_count, client_msg_id, created_at, edited_at, deleted_at, deleted_by";
 
 /// The statements whose plans matter at volume, public so the query-plan test
@@ -69,15 +83,38 @@ pub mod statements {
         )
     }
 
-    /// $1 tenant, $2 room, $3 reader, $4 their read position: recounts what they have not read.
-    pub const UNREAD_RECOUNT: &str = "UPDATE chat_room_participants p
-         SET unread_count = c.unread, mention_count = c.mentioned
-         FROM (SELECT count(*)::int AS unread, count(*) FILTER (WHERE $3 = ANY(m.mentions))::int AS mentioned
-               FROM chat_messages m
-               WHERE m.tenant_id = $1 AND m.room_id = $2 AND m.seq > $4
-                 AND m.sender_id <> $3 AND m.deleted_at IS NULL AND m.message_type <> 'system') c
-         WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = $3
-         RETURNING p.unread_count, p.mention_count";
+    /// Messages of tenant $1 in room `p.room_id` after `position` that count as unread for
+    /// `reader` (SQL expressions): not theirs, not deleted, not system; at most one more than the
+    /// cap, so the count stays bounded (on the partial index `chat_messages_countable`) however
+    /// far behind the reader is.
+    pub fn unread_after(position: &str, reader: &str) -> String {
+        format!(
+            "(SELECT count(*)::int FROM (
+                 SELECT 1 FROM chat_messages m
+                 WHERE m.tenant_id = $1 AND m.room_id = p.room_id AND m.seq > {position}
+                   AND m.sender_id <> {reader} AND m.deleted_at IS NULL AND m.message_type <> 'system'
+                 LIMIT {limit}) c)",
+            limit = crate::model::UNREAD_CAP + 1
+        )
+    }
+
+    /// $1 tenant, $2 user, $3 a room or NULL for all theirs: each room's unread and mention
+    /// counts from the user's read position (each at most one more than the cap).
+    pub fn unread() -> String {
+        format!(
+            "SELECT p.room_id, {unread} AS unread,
+                    (SELECT count(*)::int FROM (
+                         SELECT 1 FROM chat_mentions k
+                         WHERE k.tenant_id = $1 AND k.user_id = $2 AND k.room_id = p.room_id
+                           AND k.seq > p.last_read_seq
+                         LIMIT {limit}) c) AS mentions
+             FROM chat_room_participants p
+             WHERE p.tenant_id = $1 AND p.user_id = $2 AND ($3::uuid IS NULL OR p.room_id = $3)
+             ORDER BY p.room_id",
+            unread = unread_after("p.last_read_seq", "$2"),
+            limit = crate::model::UNREAD_CAP + 1
+        )
+    }
 }
 
 fn message_from_row(row: &Row) -> Result<Message, StoreError> {
@@ -86,6 +123,7 @@ fn message_from_row(row: &Row) -> Result<Message, StoreError> {
     Ok(Message {
         id: row.get("id"),
         seq: row.get("seq"),
+        room_seq: row.get("room_seq"),
         room_id: row.get("room_id"),
         sender_id: row.get("sender_id"),
         sender_name: row.get("sender_name"),
@@ -109,24 +147,33 @@ fn messages_from_rows(rows: &[Row]) -> Result<Vec<Message>, StoreError> {
 }
 
 impl Store {
-    /// Stores a message and, unless it is a system message, counts it unread (and mentioned)
-    /// for the other members; a reply also counts on its parent, which must be in the same room.
+    /// Stores a message as the next of its room's sequence; a reply also counts on its parent,
+    /// which must be in the same room. Mentions of members are recorded for their mention counts.
     /// A `client_msg_id` the sender already used returns the stored message instead of a copy.
     pub async fn insert_message(&self, sender: &Caller, new: NewMessage<'_>) -> Result<Inserted, StoreError> {
-        // One statement, so row locks are held for one round trip only. Concurrent senders in a
-        // room lock the other members' rows in user-id order (locks are taken above the sort),
-        // which rules out deadlocks between them.
+        // One statement, one round trip. `next` locks the room's counter row until commit, and
+        // the message's `seq` is drawn after it (the insert reads its row from `next`): within a
+        // room, messages commit in `seq` order, so a reader who has seen `seq` n has seen every
+        // earlier one.
         let row = self
             .client()
             .await?
             .query_one_cached(
                 &format!(
-                    "WITH m AS (
-                         INSERT INTO chat_messages (id, tenant_id, room_id, sender_id, sender_name, message_type,
-                                                    content, attachments, mentions, reply_to, client_msg_id)
-                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-                         WHERE $10::uuid IS NULL OR EXISTS (
-                             SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND room_id = $3 AND id = $10)
+                    "WITH next AS (
+                         UPDATE chat_rooms SET last_seq = last_seq + 1
+                         WHERE tenant_id = $2 AND id = $3
+                           AND ($10::uuid IS NULL OR EXISTS (
+                               SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND room_id = $3 AND id = $10))
+                           AND NOT EXISTS (
+                               SELECT 1 FROM chat_messages
+                               WHERE tenant_id = $2 AND sender_id = $4 AND client_msg_id = $11)
+                         RETURNING last_seq),
+                     m AS (
+                         INSERT INTO chat_messages (id, tenant_id, room_id, room_seq, sender_id, sender_name,
+                                                    message_type, content, attachments, mentions, reply_to,
+                                                    client_msg_id)
+                         SELECT $1, $2, $3, next.last_seq, $4, $5, $6, $7, $8, $9, $10, $11 FROM next
                          ON CONFLICT (tenant_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
                          RETURNING {MESSAGE_COLUMNS}),
                      parent AS (
@@ -134,19 +181,15 @@ impl Store {
                          WHERE tenant_id = $2 AND id = $10 AND EXISTS (SELECT 1 FROM m)),
                      members AS (
                          SELECT user_id FROM chat_room_participants
-                         WHERE tenant_id = $2 AND room_id = $3 AND user_id <> $4 AND EXISTS (SELECT 1 FROM m)
-                         ORDER BY user_id FOR UPDATE),
-                     counted AS (
-                         UPDATE chat_room_participants p
-                         SET unread_count = unread_count + $12,
-                             mention_count = mention_count + CASE WHEN p.user_id = ANY($9) THEN $12 ELSE 0 END
-                         FROM members
-                         WHERE p.tenant_id = $2 AND p.room_id = $3 AND p.user_id = members.user_id
-                         RETURNING p.user_id, p.unread_count, p.mention_count)
+                         WHERE tenant_id = $2 AND room_id = $3 AND EXISTS (SELECT 1 FROM m)),
+                     mentioned AS (
+                         INSERT INTO chat_mentions (tenant_id, room_id, user_id, seq, message_id)
+                         SELECT $2, $3, members.user_id, m.seq, m.id FROM m, members
+                         WHERE members.user_id = ANY($9) AND members.user_id <> $4 AND m.message_type <> 'system'
+                         RETURNING user_id)
                      SELECT m.*,
-                            (SELECT array_agg(user_id ORDER BY user_id) FROM counted) AS recipient_ids,
-                            (SELECT array_agg(unread_count ORDER BY user_id) FROM counted) AS recipient_unread,
-                            (SELECT array_agg(mention_count ORDER BY user_id) FROM counted) AS recipient_mentions
+                            (SELECT array_agg(user_id) FROM members) AS member_ids,
+                            (SELECT array_agg(user_id) FROM mentioned) AS mentioned_ids
                      FROM (SELECT 1) one LEFT JOIN m ON true"
                 ),
                 &[
@@ -161,7 +204,6 @@ impl Store {
                     &new.mentions,
                     &new.reply_to,
                     &new.client_msg_id,
-                    &i32::from(new.message_type != MessageType::System),
                 ],
             )
             .await?;
@@ -183,17 +225,12 @@ impl Store {
                 None => Inserted::ParentMissing,
             });
         }
-        let ids: Vec<String> = row.get::<_, Option<Vec<String>>>("recipient_ids").unwrap_or_default();
-        let unread: Vec<i32> = row.get::<_, Option<Vec<i32>>>("recipient_unread").unwrap_or_default();
-        let mentions: Vec<i32> = row.get::<_, Option<Vec<i32>>>("recipient_mentions").unwrap_or_default();
-        let recipients = ids
-            .into_iter()
-            .zip(unread.into_iter().zip(mentions))
-            .map(|(user, (unread_count, mention_count))| {
-                (user, Unread { room_id: new.room_id, unread_count, mention_count })
-            })
-            .collect();
-        Ok(Inserted::New { message: message_from_row(&row)?, recipients })
+        let ids = |column: &str| row.get::<_, Option<Vec<String>>>(column).unwrap_or_default();
+        Ok(Inserted::New {
+            message: message_from_row(&row)?,
+            members: ids("member_ids"),
+            mentioned: ids("mentioned_ids"),
+        })
     }
 
     pub async fn message(&self, tenant_id: &str, message_id: Uuid) -> Result<Option<Message>, StoreError> {
@@ -373,154 +410,94 @@ impl Store {
             .collect())
     }
 
-    /// Soft-deletes a message (the content stays for admins and the audit trail) and takes it
-    /// out of the unread counts of those who had not read it; returns it with those members'
-    /// unread state after it. None when it was already deleted.
-    pub async fn delete_message(
-        &self,
-        by: &Caller,
-        message_id: Uuid,
-    ) -> Result<Option<(Message, Vec<(String, Unread)>)>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let row = tx
+    /// Soft-deletes a message (the content stays for admins and the audit trail); unread counts
+    /// leave it out from then on, and its mentions no longer count. None when it was already deleted.
+    pub async fn delete_message(&self, by: &Caller, message_id: Uuid) -> Result<Option<Message>, StoreError> {
+        let row = self
+            .client()
+            .await?
             .query_opt_cached(
                 &format!(
-                    "UPDATE chat_messages SET deleted_at = now(), deleted_by = $3
-                     WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}"
+                    "WITH d AS (
+                         UPDATE chat_messages SET deleted_at = now(), deleted_by = $3
+                         WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL RETURNING {MESSAGE_COLUMNS}),
+                     unmentioned AS (
+                         DELETE FROM chat_mentions k USING d
+                         WHERE k.tenant_id = $1 AND k.room_id = d.room_id AND k.seq = d.seq)
+                     SELECT * FROM d"
                 ),
                 &[&by.tenant_id, &message_id, &by.user_id],
             )
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        let message = message_from_row(&row)?;
-        let mut changed = Vec::new();
-        if message.message_type != MessageType::System {
-            changed = tx
-                .query_cached(
-                    // Locks in user-id order, as insert_message does.
-                    "UPDATE chat_room_participants p
-                     SET unread_count = GREATEST(unread_count - 1, 0),
-                         mention_count = GREATEST(mention_count - CASE WHEN p.user_id = ANY($5) THEN 1 ELSE 0 END, 0)
-                     FROM (SELECT user_id FROM chat_room_participants
-                           WHERE tenant_id = $1 AND room_id = $2 AND user_id <> $3 AND last_read_seq < $4
-                           ORDER BY user_id FOR UPDATE) unread
-                     WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = unread.user_id
-                     RETURNING p.user_id, p.unread_count, p.mention_count",
-                    &[&by.tenant_id, &message.room_id, &message.sender_id, &message.seq, &message.mentions],
-                )
-                .await?
-                .iter()
-                .map(|r| {
-                    let unread = Unread { room_id: message.room_id, unread_count: r.get(1), mention_count: r.get(2) };
-                    (r.get(0), unread)
-                })
-                .collect();
-        }
-        tx.commit().await?;
-        Ok(Some((message, changed)))
+        row.as_ref().map(message_from_row).transpose()
     }
 
-    /// Records that the users' connections were handed the message. Receipts are advisory, so
-    /// their commit does not wait for the disk (`synchronous_commit` off: a database crash may
-    /// lose the last moments of receipts, never a message), and the transaction around it is
-    /// sent in one pipelined flight: one round trip in all.
-    pub async fn mark_delivered(&self, tenant_id: &str, message_id: Uuid, users: &[String]) -> Result<(), StoreError> {
-        if users.is_empty() {
-            return Ok(());
-        }
-        let client = self.client().await?;
-        let insert = client
-            .prepare_cached(
-                "INSERT INTO chat_message_receipts (message_id, tenant_id, user_id, delivered_at)
-                 SELECT $2, $1, u, now() FROM unnest($3::text[]) AS u
-                 ON CONFLICT (tenant_id, message_id, user_id) DO UPDATE
-                   SET delivered_at = COALESCE(chat_message_receipts.delivered_at, now())",
+    /// Every member's read position in the room but the sender's (for receipts).
+    pub async fn read_positions(&self, tenant_id: &str, message: &Message) -> Result<Vec<ReadPosition>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query_cached(
+                "SELECT user_id, last_read_seq, COALESCE(last_read_at, joined_at) FROM chat_room_participants
+                 WHERE tenant_id = $1 AND room_id = $2 AND user_id <> $3",
+                &[&tenant_id, &message.room_id, &message.sender_id],
             )
             .await?;
-        let params: [&(dyn ToSql + Sync); 3] = [&tenant_id, &message_id, &users];
-        // Polled together, the three are queued in order on the first poll, COMMIT included.
-        let (begun, inserted, committed) = tokio::join!(
-            client.batch_execute("BEGIN; SET LOCAL synchronous_commit TO off"),
-            client.execute(&insert, &params),
-            client.batch_execute("COMMIT"),
-        );
-        begun?;
-        inserted?;
-        committed?;
-        Ok(())
+        Ok(rows.iter().map(|r| ReadPosition { user_id: r.get(0), seq: r.get(1), at: r.get(2) }).collect())
     }
 
-    /// Who was delivered and who read the message. Reading up to a later message reads this one too.
-    pub async fn receipts(
+    /// The user's unread state in each of their rooms (or one), as `statements::unread` counts it.
+    pub async fn unread(
         &self,
         tenant_id: &str,
-        message: &Message,
-    ) -> Result<(Vec<Receipt>, Vec<Receipt>), StoreError> {
-        let client = self.client().await?;
-        let delivered = client
-            .query_cached(
-                "SELECT user_id, delivered_at FROM chat_message_receipts
-                 WHERE tenant_id = $1 AND message_id = $2 AND delivered_at IS NOT NULL ORDER BY delivered_at, user_id",
-                &[&tenant_id, &message.id],
-            )
-            .await?;
-        let read = client
-            .query_cached(
-                // Members who joined after the message start with it read: their join time stands in.
-                "SELECT p.user_id, COALESCE(r.read_at, p.last_read_at, p.joined_at) AS at
-                 FROM chat_room_participants p
-                 LEFT JOIN chat_message_receipts r
-                   ON r.tenant_id = p.tenant_id AND r.message_id = $3 AND r.user_id = p.user_id
-                 WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id <> $5
-                   AND (p.last_read_seq >= $4 OR r.read_at IS NOT NULL)
-                 ORDER BY at, p.user_id",
-                &[&tenant_id, &message.room_id, &message.id, &message.seq, &message.sender_id],
-            )
-            .await?;
-        let receipts = |rows: Vec<Row>| rows.iter().map(|r| Receipt { user_id: r.get(0), at: r.get(1) }).collect();
-        Ok((receipts(delivered), receipts(read)))
+        user_id: &str,
+        room_id: Option<Uuid>,
+    ) -> Result<Vec<Unread>, StoreError> {
+        let rows = self.client().await?.query_cached(&statements::unread(), &[&tenant_id, &user_id, &room_id]).await?;
+        Ok(rows.iter().map(|r| Unread::counted(r.get(0), r.get(1), r.get(2))).collect())
     }
 
-    /// Marks messages read for the user: a read receipt for each id named, and the room's read
-    /// position moved up to the newest of them (or to the newest message when none is named);
-    /// the unread counters are recounted from the new position.
+    /// Moves the user's read position in the room up to the newest of the messages named (or to
+    /// the newest message when none is named; it never moves back), and counts what is left unread.
     pub async fn mark_read(&self, reader: &Caller, room_id: Uuid, ids: &[Uuid]) -> Result<ReadResult, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await?;
-        let marked: Vec<Row> = tx
-            .query_cached(
-                "INSERT INTO chat_message_receipts (message_id, tenant_id, user_id, read_at)
-                 SELECT id, tenant_id, $3, now() FROM chat_messages
-                 WHERE tenant_id = $1 AND room_id = $2 AND id = ANY($4) AND sender_id <> $3
-                 ON CONFLICT (tenant_id, message_id, user_id) DO UPDATE SET read_at = COALESCE(chat_message_receipts.read_at, now())
-                 RETURNING message_id",
-                &[&reader.tenant_id, &room_id, &reader.user_id, &ids],
-            )
-            .await?;
-        let moved = tx
+        let row = self
+            .client()
+            .await?
             .query_one_cached(
-                "UPDATE chat_room_participants p
-                 SET last_read_seq = GREATEST(p.last_read_seq, COALESCE(
-                         (SELECT max(seq) FROM chat_messages m
-                          WHERE m.tenant_id = $1 AND m.room_id = $2
-                            AND (cardinality($4::uuid[]) = 0 OR m.id = ANY($4))),
-                         0)),
-                     last_read_at = now()
-                 WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = $3
-                 RETURNING last_read_seq, last_read_at",
+                "WITH named AS (
+                     SELECT id, seq FROM chat_messages
+                     WHERE tenant_id = $1 AND room_id = $2 AND id = ANY($4) AND sender_id <> $3),
+                 target AS (
+                     SELECT COALESCE(CASE WHEN cardinality($4::uuid[]) = 0
+                                          THEN (SELECT max(seq) FROM chat_messages WHERE tenant_id = $1 AND room_id = $2)
+                                          ELSE (SELECT max(seq) FROM named) END, 0) AS seq),
+                 old AS (
+                     SELECT last_read_seq FROM chat_room_participants
+                     WHERE tenant_id = $1 AND room_id = $2 AND user_id = $3),
+                 moved AS (
+                     UPDATE chat_room_participants p SET last_read_seq = target.seq, last_read_at = now()
+                     FROM target
+                     WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = $3 AND p.last_read_seq < target.seq
+                     RETURNING p.last_read_seq, p.last_read_at)
+                 SELECT (SELECT array_agg(id) FROM named),
+                        (SELECT last_read_seq FROM moved),
+                        COALESCE((SELECT last_read_at FROM moved), now()),
+                        COALESCE((SELECT last_read_seq FROM moved), (SELECT last_read_seq FROM old), 0)",
                 &[&reader.tenant_id, &room_id, &reader.user_id, &ids],
             )
             .await?;
-        let position: i64 = moved.get(0);
-        let row = tx
-            .query_one_cached(statements::UNREAD_RECOUNT, &[&reader.tenant_id, &room_id, &reader.user_id, &position])
-            .await?;
-        tx.commit().await?;
+        let moved = row.get::<_, Option<i64>>(1).is_some();
+        // Counted after the commit above: this statement's snapshot could not see its own update.
+        let unread = self
+            .unread(&reader.tenant_id, &reader.user_id, Some(room_id))
+            .await?
+            .pop()
+            .unwrap_or(Unread::counted(room_id, 0, 0));
         Ok(ReadResult {
-            message_ids: marked.iter().map(|r| r.get(0)).collect(),
-            unread: Unread { room_id, unread_count: row.get(0), mention_count: row.get(1) },
-            read_at: moved.get(1),
+            message_ids: row.get::<_, Option<Vec<Uuid>>>(0).unwrap_or_default(),
+            unread,
+            read_at: row.get(2),
+            moved,
         })
     }
 
@@ -559,7 +536,7 @@ impl Store {
             .await?
             .query_cached(
                 "SELECT m.seq, json_build_object(
-                     'id', m.id, 'seq', m.seq, 'room_id', m.room_id, 'sender_id', m.sender_id,
+                     'id', m.id, 'seq', m.seq, 'room_seq', m.room_seq, 'room_id', m.room_id, 'sender_id', m.sender_id,
                      'sender_name', m.sender_name, 'message_type', m.message_type, 'content', m.content,
                      'attachments', m.attachments, 'mentions', m.mentions, 'reply_to', m.reply_to,
                      'reply_count', m.reply_count, 'created_at', m.created_at, 'edited_at', m.edited_at,
@@ -574,11 +551,16 @@ impl Store {
                                                            'created_at', r.created_at)
                                          ORDER BY r.created_at, r.user_id)
                          FROM chat_message_reactions r WHERE r.tenant_id = $1 AND r.message_id = m.id), '[]'),
+                     -- From read positions: a member who has read it has had it delivered. Export
+                     -- adds those whose delivery position alone reaches it (Redis).
                      'receipts', COALESCE((
-                         SELECT json_agg(json_build_object('user_id', c.user_id, 'delivered_at', c.delivered_at,
-                                                           'read_at', c.read_at)
-                                         ORDER BY c.user_id)
-                         FROM chat_message_receipts c WHERE c.tenant_id = $1 AND c.message_id = m.id), '[]'),
+                         SELECT json_agg(json_build_object('user_id', p.user_id,
+                                                           'delivered_at', COALESCE(p.last_read_at, p.joined_at),
+                                                           'read_at', COALESCE(p.last_read_at, p.joined_at))
+                                         ORDER BY p.user_id)
+                         FROM chat_room_participants p
+                         WHERE p.tenant_id = $1 AND p.room_id = m.room_id AND p.last_read_seq >= m.seq
+                           AND p.user_id <> m.sender_id), '[]'),
                      'read_by', COALESCE((
                          SELECT json_agg(p.user_id ORDER BY p.user_id) FROM chat_room_participants p
                          WHERE p.tenant_id = $1 AND p.room_id = m.room_id AND p.last_read_seq >= m.seq

@@ -3,6 +3,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::messages::statements;
 use super::{Prepared, Store, StoreError};
 
 #[derive(Debug, Serialize)]
@@ -13,7 +14,7 @@ pub struct RoomMetrics {
     /// Messages not deleted.
     pub messages: i64,
     pub participants: i64,
-    /// Unread messages summed over the room's members.
+    /// Unread messages summed over the room's members, each member's count capped as clients see it.
     pub unread: i64,
 }
 
@@ -29,15 +30,19 @@ impl Store {
         let client = self.client().await?;
         let rooms = client
             .query_cached(
-                "SELECT r.id, r.name, r.room_type,
-                        (SELECT count(*) FROM chat_messages m
-                         WHERE m.tenant_id = $1 AND m.room_id = r.id AND m.deleted_at IS NULL) AS messages,
-                        count(p.user_id) AS participants,
-                        COALESCE(sum(p.unread_count), 0)::bigint AS unread
-                 FROM chat_rooms r
-                 LEFT JOIN chat_room_participants p ON p.tenant_id = r.tenant_id AND p.room_id = r.id
-                 WHERE r.tenant_id = $1
-                 GROUP BY r.id ORDER BY messages DESC, r.created_at",
+                &format!(
+                    "SELECT r.id, r.name, r.room_type,
+                            (SELECT count(*) FROM chat_messages m
+                             WHERE m.tenant_id = $1 AND m.room_id = r.id AND m.deleted_at IS NULL) AS messages,
+                            count(p.user_id) AS participants,
+                            COALESCE(sum(LEAST({unread}, {cap})), 0)::bigint AS unread
+                     FROM chat_rooms r
+                     LEFT JOIN chat_room_participants p ON p.tenant_id = r.tenant_id AND p.room_id = r.id
+                     WHERE r.tenant_id = $1
+                     GROUP BY r.id ORDER BY messages DESC, r.created_at",
+                    unread = statements::unread_after("p.last_read_seq", "p.user_id"),
+                    cap = crate::model::UNREAD_CAP,
+                ),
                 &[&tenant_id],
             )
             .await?;

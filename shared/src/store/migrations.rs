@@ -9,6 +9,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_message_search", include_str!("../../../migrations/0003_message_search.sql")),
     ("0004_partition_by_tenant", include_str!("../../../migrations/0004_partition_by_tenant.sql")),
     ("0005_archive", include_str!("../../../migrations/0005_archive.sql")),
+    ("0006_positions", include_str!("../../../migrations/0006_positions.sql")),
 ];
 
 /// Returns the versions applied by this call. Concurrent callers serialize on an advisory lock.

@@ -10,7 +10,7 @@ mod typing;
 mod users;
 
 pub use archive::ArchivedMonth;
-pub use messages::{Inserted, NewMessage, ReadResult};
+pub use messages::{Inserted, NewMessage, ReadPosition, ReadResult};
 pub use metrics::{RoomMetrics, TenantMetrics};
 pub use migrations::{migrate, MIGRATIONS};
 pub use rooms::{Membership, NewRoom};

@@ -1,5 +1,7 @@
 //! Rooms, participants and bans.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
@@ -362,8 +364,7 @@ impl Store {
             .await?
             .query_cached(
                 &format!(
-                    "SELECT {ROOM_COLUMNS}, p.role, COALESCE(p.unread_count, 0) AS unread_count,
-                            COALESCE(p.mention_count, 0) AS mention_count,
+                    "SELECT {ROOM_COLUMNS}, p.role,
                             (SELECT count(*) FROM chat_room_participants c WHERE c.tenant_id = $1 AND c.room_id = r.id) AS members
                      FROM chat_rooms r
                      LEFT JOIN chat_room_participants p ON p.tenant_id = r.tenant_id AND p.room_id = r.id AND p.user_id = $2
@@ -374,13 +375,15 @@ impl Store {
                 &[&tenant_id, &user_id, &room_type.map(RoomType::as_str), &all_support],
             )
             .await?;
+        let mut unread: HashMap<Uuid, Unread> =
+            self.unread(tenant_id, user_id, None).await?.into_iter().map(|u| (u.room_id, u)).collect();
         rows.iter()
             .map(|row| {
+                let room = room_from_row(row)?;
                 Ok(RoomSummary {
-                    room: room_from_row(row)?,
+                    unread: unread.remove(&room.id).unwrap_or(Unread::counted(room.id, 0, 0)),
+                    room,
                     role: row.get::<_, Option<&str>>("role").map(role_of).transpose()?,
-                    unread_count: row.get("unread_count"),
-                    mention_count: row.get("mention_count"),
                     participant_count: row.get("members"),
                 })
             })
@@ -389,17 +392,7 @@ impl Store {
 
     /// The rooms where the user has something unread or a mention.
     pub async fn unread_summary(&self, tenant_id: &str, user_id: &str) -> Result<Vec<Unread>, StoreError> {
-        let rows = self
-            .client()
-            .await?
-            .query_cached(
-                "SELECT room_id, unread_count, mention_count FROM chat_room_participants
-                 WHERE tenant_id = $1 AND user_id = $2 AND (unread_count > 0 OR mention_count > 0)
-                 ORDER BY room_id",
-                &[&tenant_id, &user_id],
-            )
-            .await?;
-        Ok(rows.iter().map(|r| Unread { room_id: r.get(0), unread_count: r.get(1), mention_count: r.get(2) }).collect())
+        Ok(self.unread(tenant_id, user_id, None).await?.into_iter().filter(|u| !u.is_empty()).collect())
     }
 
     pub async fn remove_participant(&self, tenant_id: &str, room_id: Uuid, user_id: &str) -> Result<bool, StoreError> {

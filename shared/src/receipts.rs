@@ -1,0 +1,109 @@
+//! Delivery receipts as positions: per room, each member's highest `seq` handed to one of their
+//! connections, and when it last moved. One Redis command per fan-out, whatever the room's size,
+//! where a row per member per message once went to Postgres.
+//!
+//! `chat:delivered:{tenant/room}` hash user → `seq:unix_ms`. A position only moves forward
+//! (fan-outs of one room may finish in any order). Receipts are advisory: the hash lives 30 days
+//! after its last move, and a member's read position in Postgres is the floor under it (what
+//! was read was delivered).
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, TimeZone, Utc};
+use redis::{AsyncCommands, Script};
+use uuid::Uuid;
+
+use crate::keys;
+use crate::redis_conn::RedisConn;
+
+const TTL_SECS: i64 = 30 * 86_400;
+
+fn key(tenant_id: &str, room_id: Uuid) -> String {
+    format!("chat:delivered:{{{}/{room_id}}}", keys::id(tenant_id))
+}
+
+/// KEYS: the room's hash · ARGV: seq, now (ms), ttl, then the users.
+static ADVANCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local seq = tonumber(ARGV[1])
+for i = 4, #ARGV do
+  local held = redis.call('HGET', KEYS[1], ARGV[i])
+  if not held or tonumber(string.match(held, '^(%d+)')) < seq then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[1] .. ':' .. ARGV[2])
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return 0
+"#,
+    )
+});
+
+/// A member's delivery position and when it last moved.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Position {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+}
+
+fn parse(stored: &str) -> Option<Position> {
+    let (seq, ms) = stored.split_once(':')?;
+    Some(Position { seq: seq.parse().ok()?, at: Utc.timestamp_millis_opt(ms.parse().ok()?).single()? })
+}
+
+#[derive(Clone)]
+pub struct Receipts {
+    redis: RedisConn,
+}
+
+impl Receipts {
+    pub fn new(redis: RedisConn) -> Self {
+        Self { redis }
+    }
+
+    /// Records that `users` were handed the message at `seq` of the room.
+    pub async fn delivered(
+        &self,
+        tenant_id: &str,
+        room_id: Uuid,
+        seq: i64,
+        users: &[String],
+    ) -> redis::RedisResult<()> {
+        if users.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = ADVANCE.key(key(tenant_id, room_id));
+        invocation.arg(seq).arg(Utc::now().timestamp_millis()).arg(TTL_SECS);
+        for user in users {
+            invocation.arg(user);
+        }
+        invocation.invoke_async::<i64>(&mut self.redis.clone()).await.map(drop)
+    }
+
+    /// Every member's delivery position in the room (those never delivered anything are absent).
+    pub async fn positions(&self, tenant_id: &str, room_id: Uuid) -> redis::RedisResult<HashMap<String, Position>> {
+        let stored: HashMap<String, String> = self.redis.clone().hgetall(key(tenant_id, room_id)).await?;
+        Ok(stored.into_iter().filter_map(|(user, value)| Some((user, parse(&value)?))).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_parse() {
+        let position = parse("42:1700000000123").unwrap();
+        assert_eq!(position.seq, 42);
+        assert_eq!(position.at.timestamp_millis(), 1_700_000_000_123);
+        assert_eq!(parse("garbage"), None);
+    }
+
+    #[test]
+    fn keys_keep_tenants_apart() {
+        let room = Uuid::nil();
+        assert_ne!(key("a/b", room), key("a", room));
+        assert!(key("acme", room).starts_with("chat:delivered:{acme/"));
+    }
+}
