@@ -5,41 +5,29 @@
 mod events;
 mod http;
 mod management;
+mod sockets;
 mod web;
 mod websocket;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::routing::{any, get, post};
 use axum::serve::ListenerExt;
 use axum::Router;
+use shared::config::GatewayDelivery;
 use shared::{ChatService, Config};
+use sockets::Sockets;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 pub use events::ConnectionContext;
 
 pub const STAGE: &str = "local";
 
-/// What the gateway writes to one client socket.
-#[derive(Debug)]
-enum Outbound {
-    Frame(Vec<u8>),
-    Close,
-}
-
-struct Socket {
-    tx: mpsc::UnboundedSender<Outbound>,
-    context: ConnectionContext,
-    last_active: chrono::DateTime<chrono::Utc>,
-}
-
 pub struct Gateway {
     service: ChatService,
     domain_name: String,
-    sockets: Mutex<HashMap<String, Socket>>,
+    sockets: Arc<Sockets>,
 }
 
 impl Gateway {
@@ -49,7 +37,7 @@ impl Gateway {
 
     /// How many WebSocket connections are open right now.
     pub fn open_connections(&self) -> usize {
-        self.sockets.lock().expect("lock poisoned").len()
+        self.sockets.lock().len()
     }
 }
 
@@ -90,18 +78,21 @@ pub enum GatewayError {
 }
 
 /// Binds `bind` (port 0 for a free one), points the handlers' management endpoint at itself
-/// unless the configuration names one, and starts serving and sweeping typing indicators.
+/// unless the configuration names one, and starts serving and sweeping typing indicators. The
+/// handlers post straight to the sockets' queues, or, with `GATEWAY_DELIVERY=sdk`, through the
+/// real SDK client and this gateway's `@connections` endpoint, as on AWS.
 pub async fn start(mut config: Config, bind: SocketAddr) -> Result<RunningGateway, GatewayError> {
     let listener = TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     config.management_endpoint.get_or_insert_with(|| format!("http://{addr}/{STAGE}"));
     let sweep_every = config.typing_sweep_interval;
     let web = web::routes(&config);
-    let gateway = Arc::new(Gateway {
-        service: ChatService::new(config).await?,
-        domain_name: addr.to_string(),
-        sockets: Mutex::default(),
-    });
+    let sockets = Arc::new(Sockets::default());
+    let service = match config.gateway_delivery {
+        GatewayDelivery::InProcess => ChatService::with_connections(config, sockets.clone()).await?,
+        GatewayDelivery::Sdk => ChatService::new(config).await?,
+    };
+    let gateway = Arc::new(Gateway { service, domain_name: addr.to_string(), sockets });
     let app = Router::new()
         .route("/api/v1/ws/chat", get(websocket::upgrade))
         .route("/api/v1/chat/{*rest}", any(http::chat_api))

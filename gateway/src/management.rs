@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::{Gateway, Outbound};
+use crate::Gateway;
 
 /// API Gateway's answer for a connection that is not (or no longer) open.
 fn gone() -> Response {
@@ -21,10 +21,9 @@ pub async fn post_to_connection(
     Path((_stage, connection_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let sockets = gateway.sockets.lock().expect("lock poisoned");
-    match sockets.get(&connection_id) {
-        Some(socket) if socket.tx.send(Outbound::Frame(body.to_vec())).is_ok() => StatusCode::OK.into_response(),
-        _ => gone(),
+    match gateway.sockets.post(&connection_id, body) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(_) => gone(),
     }
 }
 
@@ -32,7 +31,7 @@ pub async fn get_connection(
     State(gateway): State<Arc<Gateway>>,
     Path((_stage, connection_id)): Path<(String, String)>,
 ) -> Response {
-    let sockets = gateway.sockets.lock().expect("lock poisoned");
+    let sockets = gateway.sockets.lock();
     let Some(socket) = sockets.get(&connection_id) else {
         return gone();
     };
@@ -49,13 +48,10 @@ pub async fn delete_connection(
     State(gateway): State<Arc<Gateway>>,
     Path((_stage, connection_id)): Path<(String, String)>,
 ) -> Response {
-    let sockets = gateway.sockets.lock().expect("lock poisoned");
-    match sockets.get(&connection_id) {
-        Some(socket) => {
-            let _ = socket.tx.send(Outbound::Close);
-            StatusCode::NO_CONTENT.into_response()
-        }
-        None => gone(),
+    if gateway.sockets.close(&connection_id) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        gone()
     }
 }
 

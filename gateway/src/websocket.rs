@@ -7,20 +7,23 @@ use std::sync::Arc;
 
 use aws_lambda_events::encodings::Body;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use shared::handlers;
 use shared::protocol::ServerFrame;
-use tokio::sync::mpsc;
 
 use crate::events::{new_connection_id, ConnectionContext};
-use crate::{Gateway, Outbound, Socket, STAGE};
+use crate::sockets::{Outbound, Receiving};
+use crate::{Gateway, STAGE};
 
 /// API Gateway's limit for one WebSocket message.
 const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+/// Chat frames are small: the read buffer starts at this (it grows for a bigger frame), where the
+/// default of 128 KiB per idle connection made most of the gateway's memory.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 pub async fn upgrade(
     State(gateway): State<Arc<Gateway>>,
@@ -44,18 +47,13 @@ pub async fn upgrade(
     };
     let connection_id = context.connection_id.clone();
     // Registered before `$connect` so posts made while the upgrade completes are queued, not lost.
-    let (tx, rx) = mpsc::unbounded_channel();
-    gateway
-        .sockets
-        .lock()
-        .expect("lock poisoned")
-        .insert(connection_id.clone(), Socket { tx: tx.clone(), context: context.clone(), last_active: now });
+    let receiving = gateway.sockets.open(context.clone());
 
     let event = context.connect(&headers, &query);
     let welcome = handlers::welcome_event(&gateway.service, &event);
     let response = handlers::connect(&gateway.service, event).await;
     if !(200..300).contains(&response.status_code) {
-        gateway.sockets.lock().expect("lock poisoned").remove(&connection_id);
+        gateway.sockets.remove(&connection_id);
         let status = u16::try_from(response.status_code)
             .ok()
             .and_then(|s| StatusCode::from_u16(s).ok())
@@ -68,14 +66,18 @@ pub async fn upgrade(
     }
 
     let failed = (gateway.clone(), context.clone());
+    // Frames are written as they come (no write buffering: chat wants them out now).
     ws.max_message_size(MAX_MESSAGE_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(2 * MAX_MESSAGE_BYTES)
         .on_failed_upgrade(move |err| {
             tracing::info!(error = %err, "upgrade failed after $connect");
             let (gateway, context) = failed;
             tokio::spawn(async move { closed(&gateway, &context, 1006, "upgrade failed").await });
         })
         .on_upgrade(move |socket| async move {
-            run(gateway.clone(), context.clone(), socket, tx, rx, welcome).await;
+            run(gateway.clone(), context.clone(), socket, receiving, welcome).await;
         })
 }
 
@@ -83,17 +85,17 @@ async fn run(
     gateway: Arc<Gateway>,
     context: ConnectionContext,
     socket: WebSocket,
-    tx: mpsc::UnboundedSender<Outbound>,
-    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    receiving: Receiving,
     welcome: Option<handlers::WelcomeEvent>,
 ) {
+    let Receiving { mut rx, overflowed } = receiving;
     let (mut sink, mut stream) = socket.split();
     let mut writer = tokio::spawn(async move {
         while let Some(out) = rx.recv().await {
             let sent = match out {
-                Outbound::Frame(bytes) => match String::from_utf8(bytes) {
-                    Ok(text) => sink.send(Message::Text(text.into())).await,
-                    Err(err) => sink.send(Message::Binary(err.into_bytes().into())).await,
+                Outbound::Frame(payload) => match Utf8Bytes::try_from(payload.clone()) {
+                    Ok(text) => sink.send(Message::Text(text)).await,
+                    Err(_) => sink.send(Message::Binary(payload)).await,
                 },
                 Outbound::Close => {
                     let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
@@ -116,14 +118,15 @@ async fn run(
     let (code, reason) = loop {
         tokio::select! {
             incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(text))) => frame(&gateway, &context, &tx, text.to_string()).await,
-                Some(Ok(Message::Binary(bytes))) => frame(&gateway, &context, &tx, String::from_utf8_lossy(&bytes).into_owned()).await,
+                Some(Ok(Message::Text(text))) => frame(&gateway, &context, text.to_string()).await,
+                Some(Ok(Message::Binary(bytes))) => frame(&gateway, &context, String::from_utf8_lossy(&bytes).into_owned()).await,
                 Some(Ok(Message::Close(close))) => break close.map_or((1005, String::new()), |c| (c.code, c.reason.to_string())),
                 Some(Ok(_)) => {}
                 Some(Err(err)) => break (1006, err.to_string()),
                 None => break (1006, "connection lost".to_string()),
             },
             _ = &mut writer => break (1000, "closed by the management API".to_string()),
+            _ = overflowed.notified() => break (1013, "client too slow".to_string()),
         }
     };
     writer.abort();
@@ -132,13 +135,8 @@ async fn run(
 
 /// One client frame through the message-route handler; its reply goes back on the socket. It runs
 /// as a task of its own, so a panic fails that frame alone, as it fails one Lambda invocation.
-async fn frame(
-    gateway: &Arc<Gateway>,
-    context: &ConnectionContext,
-    tx: &mpsc::UnboundedSender<Outbound>,
-    body: String,
-) {
-    if let Some(socket) = gateway.sockets.lock().expect("lock poisoned").get_mut(&context.connection_id) {
+async fn frame(gateway: &Arc<Gateway>, context: &ConnectionContext, body: String) {
+    if let Some(socket) = gateway.sockets.lock().get_mut(&context.connection_id) {
         socket.last_active = chrono::Utc::now();
     }
     let (handler, event) = (gateway.clone(), context.message(body));
@@ -153,10 +151,10 @@ async fn frame(
                 .to_json()
         }
     };
-    let _ = tx.send(Outbound::Frame(reply.into_bytes()));
+    let _ = gateway.sockets.post(&context.connection_id, reply.into());
 }
 
 async fn closed(gateway: &Gateway, context: &ConnectionContext, code: u16, reason: &str) {
-    gateway.sockets.lock().expect("lock poisoned").remove(&context.connection_id);
+    gateway.sockets.remove(&context.connection_id);
     handlers::disconnect(&gateway.service, context.disconnect(code, reason)).await;
 }

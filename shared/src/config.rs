@@ -55,6 +55,8 @@ pub struct Config {
     pub s3_endpoint: Option<String>,
     /// The local gateway mints development tokens at `POST /api/v1/dev/token` (never in production).
     pub dev_tokens: bool,
+    /// How the handlers inside the local gateway reach its sockets.
+    pub gateway_delivery: GatewayDelivery,
     /// Where the local gateway finds the web page and the built JavaScript client.
     pub web_dir: String,
     pub js_client_dir: String,
@@ -84,6 +86,7 @@ impl Config {
             archive_after: Duration::from_secs(86_400 * parsed::<u64>("ARCHIVE_AFTER_DAYS", 365)?),
             s3_endpoint: optional("S3_ENDPOINT"),
             dev_tokens: optional("DEV_TOKENS").is_some_and(|v| v == "1" || v == "true"),
+            gateway_delivery: parsed("GATEWAY_DELIVERY", GatewayDelivery::InProcess)?,
             web_dir: optional("WEB_DIR").unwrap_or_else(|| "clients/web".into()),
             js_client_dir: optional("JS_CLIENT_DIR").unwrap_or_else(|| "clients/js/dist".into()),
             rate_limits: {
@@ -98,6 +101,27 @@ impl Config {
                 }
             },
         })
+    }
+}
+
+/// How the local gateway's handlers post to its clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GatewayDelivery {
+    /// Straight into the sockets' queues (`in-process`, the default).
+    InProcess,
+    /// Through the real SDK client and the gateway's `@connections` endpoint (`sdk`), as on AWS.
+    Sdk,
+}
+
+impl std::str::FromStr for GatewayDelivery {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "in-process" => Ok(Self::InProcess),
+            "sdk" => Ok(Self::Sdk),
+            other => Err(format!("{other:?}: expected in-process or sdk")),
+        }
     }
 }
 

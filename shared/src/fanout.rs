@@ -1,16 +1,28 @@
-//! Delivery to connections through the API Gateway Management API (PostToConnection), with the
-//! real SDK client: against AWS, or against the local gateway's `@connections` endpoint.
+//! Fan-out: one payload to every connection of some users. One entry point, `Fanout::to_users`
+//! (users and the payload in; the connection lookup, the posts and the pruning of connections
+//! that are gone happen inside), and `post` for a single connection.
+//!
+//! Posts go through `Connections`, PostToConnection's contract: the real `aws-sdk-apigatewaymanagement`
+//! client (`ManagementApi`: on AWS, and against the local gateway's `@connections` endpoint), or
+//! the local gateway's own connection queues when the handlers run inside it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
+use chrono::Utc;
+use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::config::Config;
+use crate::presence::Presence;
+use crate::store::{Store, StoreError};
+
+/// A frame as posted: serialized once, shared by every post of a fan-out.
+pub type Payload = bytes::Bytes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
@@ -21,43 +33,38 @@ pub enum PostError {
     Failed(String),
 }
 
-/// Fan-outs that may run at full concurrency at once in one process.
-const PROCESS_FAN_OUTS: usize = 8;
+#[derive(Debug, thiserror::Error)]
+pub enum FanoutError {
+    #[error("no management API endpoint is configured")]
+    NoEndpoint,
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Post(#[from] PostError),
+}
 
-pub struct Fanout {
+/// Where posts go: PostToConnection's contract (a connection that does not exist is `Gone`).
+pub trait Connections: Send + Sync {
+    fn post<'a>(
+        &'a self,
+        endpoint: &'a str,
+        connection_id: &'a str,
+        payload: Payload,
+    ) -> BoxFuture<'a, Result<(), PostError>>;
+}
+
+/// The API Gateway Management API through the real SDK client, one client per endpoint (on AWS
+/// there is one, derived from the first event).
+pub struct ManagementApi {
     sdk: SdkConfig,
-    endpoint_override: Option<String>,
-    concurrency: usize,
-    /// Bounds posts in flight across the process: under a burst (thousands of connects at once
-    /// on the local gateway) each post in flight holds an HTTP connection, two sockets there.
-    in_flight: tokio::sync::Semaphore,
-    /// One client per management endpoint; on AWS there is one, derived from the first event.
     clients: RwLock<HashMap<String, Client>>,
 }
 
-impl Fanout {
+impl ManagementApi {
     pub async fn new(config: &Config) -> Self {
-        let sdk = crate::aws::sdk_config(config).await;
-        Self {
-            sdk,
-            endpoint_override: config.management_endpoint.clone(),
-            concurrency: config.fanout_concurrency.max(1),
-            in_flight: tokio::sync::Semaphore::new(config.fanout_concurrency.max(1) * PROCESS_FAN_OUTS),
-            clients: RwLock::default(),
-        }
-    }
-
-    /// The management endpoint for an event: the configured override, else `https://{domain}/{stage}`.
-    pub fn endpoint_for(&self, domain: Option<&str>, stage: Option<&str>) -> Option<String> {
-        if let Some(endpoint) = &self.endpoint_override {
-            return Some(endpoint.clone());
-        }
-        Some(format!("https://{}/{}", domain?, stage?))
-    }
-
-    /// The configured endpoint, for work that is not triggered by a WebSocket event.
-    pub fn default_endpoint(&self) -> Option<String> {
-        self.endpoint_override.clone()
+        Self { sdk: crate::aws::sdk_config(config).await, clients: RwLock::default() }
     }
 
     fn client(&self, endpoint: &str) -> Client {
@@ -77,53 +84,189 @@ impl Fanout {
         self.clients.write().expect("lock poisoned").insert(endpoint.to_string(), client.clone());
         client
     }
+}
 
-    pub async fn post(&self, endpoint: &str, connection_id: &str, data: &[u8]) -> Result<(), PostError> {
-        let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
-        let result =
-            self.client(endpoint).post_to_connection().connection_id(connection_id).data(Blob::new(data)).send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => {
+impl Connections for ManagementApi {
+    fn post<'a>(
+        &'a self,
+        endpoint: &'a str,
+        connection_id: &'a str,
+        payload: Payload,
+    ) -> BoxFuture<'a, Result<(), PostError>> {
+        Box::pin(async move {
+            let sent = self
+                .client(endpoint)
+                .post_to_connection()
+                .connection_id(connection_id)
+                .data(Blob::new(payload.to_vec()))
+                .send()
+                .await;
+            sent.map(drop).map_err(|err| {
                 let gone = err.as_service_error().is_some_and(|e| e.is_gone_exception())
                     || err.raw_response().is_some_and(|r| r.status().as_u16() == 410);
                 if gone {
-                    Err(PostError::Gone)
+                    PostError::Gone
                 } else {
-                    Err(PostError::Failed(aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err).to_string()))
+                    PostError::Failed(aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err).to_string())
                 }
-            }
-        }
-    }
-
-    /// Posts each payload to its connection, a bounded number at a time. Returns the outcome of
-    /// each post, in order; failures other than Gone are logged.
-    pub async fn post_many(&self, endpoint: &str, posts: &[(String, Arc<str>)]) -> Vec<Outcome> {
-        let mut outcomes = vec![Outcome::Failed; posts.len()];
-        let mut pending = FuturesUnordered::new();
-        let mut queue = posts.iter().enumerate();
-        loop {
-            while pending.len() < self.concurrency {
-                let Some((i, (cid, data))) = queue.next() else { break };
-                pending.push(async move { (i, self.post(endpoint, cid, data.as_bytes()).await) });
-            }
-            let Some((i, result)) = pending.next().await else { return outcomes };
-            outcomes[i] = match result {
-                Ok(()) => Outcome::Delivered,
-                Err(PostError::Gone) => Outcome::Gone,
-                Err(err) => {
-                    tracing::warn!(connection_id = %posts[i].0, error = %err, "post to connection failed");
-                    Outcome::Failed
-                }
-            };
-        }
+            })
+        })
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Delivered,
-    /// The connection no longer exists.
-    Gone,
-    Failed,
+/// Who is left out of a fan-out: the connection that made the change gets its own reply instead.
+#[derive(Clone, Copy)]
+pub enum Skip<'a> {
+    Nobody,
+    Connection(&'a str),
+    User(&'a str),
+}
+
+/// Fan-outs that may run at full concurrency at once in one process.
+const PROCESS_FAN_OUTS: usize = 8;
+
+pub struct Fanout {
+    connections: Arc<dyn Connections>,
+    presence: Presence,
+    store: Store,
+    endpoint_override: Option<String>,
+    concurrency: usize,
+    /// Bounds posts in flight across the process: through the SDK each one holds an HTTP
+    /// connection (two sockets when the endpoint is the local gateway).
+    in_flight: tokio::sync::Semaphore,
+    prune_grace: Duration,
+}
+
+impl Fanout {
+    pub fn new(config: &Config, connections: Arc<dyn Connections>, presence: Presence, store: Store) -> Self {
+        let concurrency = config.fanout_concurrency.max(1);
+        Self {
+            connections,
+            presence,
+            store,
+            endpoint_override: config.management_endpoint.clone(),
+            concurrency,
+            in_flight: tokio::sync::Semaphore::new(concurrency * PROCESS_FAN_OUTS),
+            prune_grace: config.prune_grace,
+        }
+    }
+
+    /// The management endpoint for an event: the configured override, else `https://{domain}/{stage}`.
+    pub fn endpoint_for(&self, domain: Option<&str>, stage: Option<&str>) -> Option<String> {
+        if let Some(endpoint) = &self.endpoint_override {
+            return Some(endpoint.clone());
+        }
+        Some(format!("https://{}/{}", domain?, stage?))
+    }
+
+    /// Posts to one connection through the event's endpoint, else the configured one.
+    pub async fn post_to(
+        &self,
+        endpoint: Option<&str>,
+        connection_id: &str,
+        payload: Payload,
+    ) -> Result<(), FanoutError> {
+        let endpoint = self.endpoint(endpoint)?;
+        Ok(self.post(&endpoint, connection_id, payload).await?)
+    }
+
+    fn endpoint(&self, endpoint: Option<&str>) -> Result<String, FanoutError> {
+        endpoint.map(str::to_string).or_else(|| self.endpoint_override.clone()).ok_or(FanoutError::NoEndpoint)
+    }
+
+    /// Posts to one connection.
+    pub async fn post(&self, endpoint: &str, connection_id: &str, payload: Payload) -> Result<(), PostError> {
+        let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
+        self.connections.post(endpoint, connection_id, payload).await
+    }
+
+    /// Posts the payload to every connection of the users but the skipped one(s). Returns the
+    /// users at least one of whose connections took it.
+    pub async fn to_users(
+        &self,
+        endpoint: Option<&str>,
+        tenant_id: &str,
+        users: &[String],
+        payload: &Payload,
+        skip: Skip<'_>,
+    ) -> Result<Vec<String>, FanoutError> {
+        let users: Vec<String> =
+            users.iter().filter(|u| !matches!(skip, Skip::User(s) if s == u.as_str())).cloned().collect();
+        let connections = self.presence.connections_by_user(tenant_id, &users).await?;
+        let posts: Vec<(&str, &str)> = users
+            .iter()
+            .zip(&connections)
+            .flat_map(|(user, ids)| ids.iter().map(move |id| (user.as_str(), id.as_str())))
+            .filter(|(_, id)| !matches!(skip, Skip::Connection(own) if own == *id))
+            .collect();
+        let delivered = self.post_all(endpoint, posts, payload).await?;
+        Ok(delivered.into_iter().map(str::to_string).collect::<HashSet<_>>().into_iter().collect())
+    }
+
+    /// Posts the payload to each connection (a tenant's announcement), pruning those gone.
+    pub async fn to_connections(
+        &self,
+        endpoint: Option<&str>,
+        connection_ids: &[String],
+        payload: &Payload,
+    ) -> Result<(), FanoutError> {
+        let posts = connection_ids.iter().map(|id| ("", id.as_str())).collect();
+        self.post_all(endpoint, posts, payload).await.map(drop)
+    }
+
+    /// Posts to each `(owner, connection)` a bounded number at a time; returns the owners of the
+    /// connections that took it, and prunes those that answered Gone. Failures other than Gone
+    /// are logged: the message is in the history for the client's catch-up.
+    async fn post_all<'a>(
+        &self,
+        endpoint: Option<&str>,
+        posts: Vec<(&'a str, &'a str)>,
+        payload: &Payload,
+    ) -> Result<Vec<&'a str>, FanoutError> {
+        if posts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let endpoint = self.endpoint(endpoint)?;
+        let mut delivered = Vec::new();
+        let mut gone = Vec::new();
+        let mut pending = FuturesUnordered::new();
+        let mut queue = posts.into_iter();
+        loop {
+            while pending.len() < self.concurrency {
+                let Some((owner, id)) = queue.next() else { break };
+                let endpoint = endpoint.as_str();
+                pending.push(async move { (owner, id, self.post(endpoint, id, payload.clone()).await) });
+            }
+            let Some((owner, id, result)) = pending.next().await else { break };
+            match result {
+                Ok(()) => delivered.push(owner),
+                Err(PostError::Gone) => gone.push(id),
+                Err(err) => tracing::warn!(connection_id = %id, error = %err, "post to connection failed"),
+            }
+        }
+        for id in gone {
+            self.prune(id).await?;
+        }
+        Ok(delivered)
+    }
+
+    /// Forgets a connection that answered Gone, unless it is young enough to be still being
+    /// accepted. Its rooms hear of it through the registry only: telling them here would fan
+    /// out again from inside a fan-out.
+    async fn prune(&self, connection_id: &str) -> Result<(), FanoutError> {
+        let Some(registered) = self.presence.lookup(connection_id).await? else {
+            return Ok(());
+        };
+        if Utc::now() - registered.connected_at < chrono::Duration::from_std(self.prune_grace).unwrap_or_default() {
+            return Ok(());
+        }
+        tracing::info!(connection_id, "pruning gone connection");
+        if let Some((caller, true)) = self.presence.unregister(connection_id).await? {
+            self.store.clear_typing(&caller.tenant_id, &caller.user_id).await?;
+            let now = Utc::now();
+            self.store.seen(&caller, now).await?;
+            self.presence.set_status(&caller.tenant_id, &caller.user_id, false, now).await?;
+        }
+        Ok(())
+    }
 }

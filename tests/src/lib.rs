@@ -76,6 +76,10 @@ pub async fn test_config() -> Config {
         archive_after: Duration::from_secs(365 * 86_400),
         s3_endpoint: std::env::var("S3_ENDPOINT").ok(),
         dev_tokens: false,
+        // The test command runs the main suites both ways (GATEWAY_DELIVERY=sdk the second time).
+        gateway_delivery: std::env::var("GATEWAY_DELIVERY")
+            .ok()
+            .map_or(shared::config::GatewayDelivery::InProcess, |v| v.parse().expect("GATEWAY_DELIVERY")),
         web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/web").into(),
         js_client_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/js/dist").into(),
     }

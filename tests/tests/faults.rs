@@ -150,6 +150,7 @@ async fn app_behind_front() -> (TestApp, ManagementFront) {
     let front = ManagementFront::start().await;
     let mut config = test_config().await;
     config.management_endpoint = Some(front.endpoint.clone());
+    config.gateway_delivery = shared::config::GatewayDelivery::Sdk;
     config.prune_grace = Duration::ZERO;
     let app = spawn_app_with(config).await;
     front.point_at(app.gateway.management_endpoint());
@@ -193,7 +194,8 @@ async fn a_management_api_that_keeps_failing_loses_no_stored_message() {
 async fn a_connection_answering_gone_is_pruned_and_its_user_goes_offline() {
     let (app, front) = app_behind_front().await;
     let (mut alice, bob, room) = chat(&app).await;
-    front.answer(Answer::Fail { status: 410, times: 1 });
+    // Posts go in order: alice's ack first (it comes back as the response instead), then bob's.
+    front.answer(Answer::Fail { status: 410, times: 2 });
     alice.request(send(&room, "to a vanished socket")).await;
     let mut redis = app.redis().await;
     assert!(!redis.exists::<_, bool>(format!("chat:conn:{{{}}}", bob.connection_id)).await.unwrap());

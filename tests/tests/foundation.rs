@@ -367,6 +367,8 @@ async fn a_connection_that_answers_gone_is_pruned_during_fan_out() {
 
     alice.request(json!({ "type": "send_message", "room_id": room, "content": "anyone?" })).await;
     bob.expect("new_message").await;
+    // The ack comes before the fan-out; the gateway handles alice's next frame after it.
+    alice.assert_quiet().await;
     let members: Vec<String> = redis.smembers(&user_key).await.unwrap();
     assert_eq!(members, vec![bob.connection_id.clone()]);
     assert!(!redis.exists::<_, bool>(&conn_key).await.unwrap());

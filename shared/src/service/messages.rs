@@ -7,7 +7,7 @@ use tracing::Span;
 use uuid::Uuid;
 
 use super::validate;
-use super::{ChatError, ChatService, Result, Skip};
+use super::{Answer, ChatError, ChatService, Result, Skip};
 use crate::cache::Page;
 use crate::channels::Channel;
 use crate::model::{Caller, Message, MessageType, Receipt, Role, RoomType};
@@ -30,12 +30,13 @@ impl ChatService {
         Ok((message, membership))
     }
 
-    pub(super) async fn send_message(
-        &self,
+    /// Stores the message; its fan-out follows the reply (`Answer::then`).
+    pub(super) async fn send_message<'a>(
+        &'a self,
         caller: &Caller,
-        endpoint: Option<&str>,
+        endpoint: Option<&'a str>,
         req: SendMessage,
-    ) -> Result<ServerFrame> {
+    ) -> Result<Answer<'a>> {
         Span::current().record("room_id", req.room_id.to_string());
         validate::check_message(&req)?;
         let membership = self.member(caller, req.room_id).await?;
@@ -57,15 +58,17 @@ impl ChatService {
             reply_to: req.reply_to,
             client_msg_id: req.client_msg_id.as_deref(),
         };
-        let message = match self.store.insert_message(caller, new).await? {
+        match self.store.insert_message(caller, new).await? {
             Inserted::New { message, members, mentioned } => {
-                self.distribute(endpoint, caller, &message, &members, mentioned).await?;
-                message
+                let reply = Some(ServerFrame::MessageSent { message: message.clone(), duplicate: false });
+                let sender = caller.clone();
+                let then =
+                    Box::pin(async move { self.distribute(endpoint, &sender, &message, &members, mentioned).await });
+                Ok(Answer { reply, then: Some(then) })
             }
-            Inserted::Duplicate(message) => return Ok(ServerFrame::MessageSent { message, duplicate: true }),
-            Inserted::ParentMissing => return Err(ChatError::NotFound("reply_to message")),
-        };
-        Ok(ServerFrame::MessageSent { message, duplicate: false })
+            Inserted::Duplicate(message) => Ok(Some(ServerFrame::MessageSent { message, duplicate: true }).into()),
+            Inserted::ParentMissing => Err(ChatError::NotFound("reply_to message")),
+        }
     }
 
     /// Everything that follows a stored message: the cache, the fan-out (one payload for every

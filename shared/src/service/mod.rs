@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use futures::future::BoxFuture;
 use tracing::Span;
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ use crate::auth::{self, AuthError, Claims};
 use crate::cache::RecentCache;
 use crate::channels::{self, Channel};
 use crate::config::Config;
-use crate::fanout::{Fanout, Outcome, PostError};
+use crate::fanout::{Connections, Fanout, FanoutError, ManagementApi, Payload, PostError, Skip};
 use crate::model::{Caller, Message, Role};
 use crate::presence::Presence;
 use crate::protocol::{self, ClientFrame, PresenceStatus, ProtocolError, ServerFrame};
@@ -49,8 +50,8 @@ pub enum ChatError {
     Store(#[from] StoreError),
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("no management API endpoint is configured")]
-    NoEndpoint,
+    #[error(transparent)]
+    Fanout(#[from] FanoutError),
     #[error(transparent)]
     Post(#[from] PostError),
     #[error("rate limit exceeded: retry in {retry_after_ms} ms")]
@@ -68,9 +69,9 @@ impl ChatError {
             Self::PermissionDenied(_) => "permission_denied",
             Self::Unauthorized(_) | Self::UnknownConnection => "unauthorized",
             Self::RateLimited { .. } => "rate_limited",
-            Self::Store(e) if e.is_unavailable() => "service_unavailable",
-            Self::Redis(_) | Self::Timeout => "service_unavailable",
-            Self::Store(_) | Self::NoEndpoint | Self::Post(_) => "internal_error",
+            Self::Store(e) | Self::Fanout(FanoutError::Store(e)) if e.is_unavailable() => "service_unavailable",
+            Self::Redis(_) | Self::Fanout(FanoutError::Redis(_)) | Self::Timeout => "service_unavailable",
+            Self::Store(_) | Self::Fanout(_) | Self::Post(_) => "internal_error",
         }
     }
 
@@ -114,12 +115,16 @@ impl ChatError {
 
 type Result<T, E = ChatError> = std::result::Result<T, E>;
 
-/// Who is left out of a fan-out: the connection that made the change gets its own reply instead.
-#[derive(Clone, Copy)]
-enum Skip<'a> {
-    Nobody,
-    Connection(&'a str),
-    User(&'a str),
+/// A frame's answer: the reply for the sender, and the work that follows once they have it.
+struct Answer<'a> {
+    reply: Option<ServerFrame>,
+    then: Option<BoxFuture<'a, Result<()>>>,
+}
+
+impl From<Option<ServerFrame>> for Answer<'_> {
+    fn from(reply: Option<ServerFrame>) -> Self {
+        Self { reply, then: None }
+    }
 }
 
 /// Everything the handlers need, built once per process (per Lambda execution environment).
@@ -146,18 +151,25 @@ pub enum InitError {
 }
 
 impl ChatService {
+    /// Posts go through the real management API client (Lambda, or a gateway's `@connections`).
     pub async fn new(config: Config) -> Result<Self, InitError> {
+        let connections = Arc::new(ManagementApi::new(&config).await);
+        Self::with_connections(config, connections).await
+    }
+
+    /// Posts go where `connections` takes them (the local gateway's own queues).
+    pub async fn with_connections(config: Config, connections: Arc<dyn Connections>) -> Result<Self, InitError> {
         let store = Store::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
         let redis = RedisConn::connect(&config.redis_url, config.redis_timeout).await?;
-        let fanout = Fanout::new(&config).await;
+        let presence = Presence::new(redis.clone());
         let archive = crate::archive::Archive::new(&config).await;
         Ok(Self {
+            fanout: Fanout::new(&config, connections, presence.clone(), store.clone()),
             store,
             cache: RecentCache::new(redis.clone()),
             limiter: RateLimiter::new(redis.clone(), config.rate_limits.clone()),
-            receipts: Receipts::new(redis.clone()),
-            presence: Presence::new(redis),
-            fanout,
+            receipts: Receipts::new(redis),
+            presence,
             archive,
             config,
         })
@@ -197,7 +209,7 @@ impl ChatService {
             self.store.unread_summary(&caller.tenant_id, &caller.user_id),
             self.store.seen(&caller, now)
         )?;
-        let frame = ServerFrame::Connection {
+        let frame: Payload = ServerFrame::Connection {
             status: "connected",
             connection_id: caller.connection_id.clone(),
             user_id: caller.user_id.clone(),
@@ -206,11 +218,12 @@ impl ChatService {
             server_time: now,
             unread,
         }
-        .to_json();
+        .to_json()
+        .into();
         let mut delay = Duration::from_millis(25);
         let deadline = tokio::time::Instant::now() + self.config.prune_grace;
         loop {
-            match self.fanout.post(endpoint, connection_id, frame.as_bytes()).await {
+            match self.fanout.post(endpoint, connection_id, frame.clone()).await {
                 Err(PostError::Gone) if tokio::time::Instant::now() + delay < deadline => {
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_millis(500));
@@ -280,7 +293,9 @@ impl ChatService {
 
     // ---- client frames ----
 
-    /// `$default`: handles one client frame and returns the reply for the sender, if any.
+    /// `$default`: handles one client frame and returns the reply for the sender, if any. A
+    /// change whose fan-out follows (a sent message) posts its reply to the sender first, then
+    /// fans out, and returns nothing: the sender's latency does not grow with the room.
     pub async fn handle_frame(&self, connection_id: &str, endpoint: Option<&str>, body: &str) -> Option<String> {
         let (frame, request_id) = match protocol::parse(body) {
             Ok(inbound) => (inbound.frame, inbound.request_id),
@@ -296,28 +311,44 @@ impl ChatService {
                 self.dispatch(&caller, endpoint, frame).await
             })
             .await;
-        match result {
-            Ok(reply) => reply.map(|frame| frame.reply_json(request_id.as_deref())),
+        let answer = match result {
+            Ok(answer) => answer,
             Err(err) => {
                 if matches!(err.code(), "internal_error" | "service_unavailable") {
                     tracing::error!(error = %err, "frame failed");
                 } else {
                     tracing::info!(error = %err, "frame refused");
                 }
-                Some(err.to_frame().reply_json(request_id.as_deref()))
+                return Some(err.to_frame().reply_json(request_id.as_deref()));
+            }
+        };
+        let reply = answer.reply.map(|frame| frame.reply_json(request_id.as_deref()));
+        let Some(then) = answer.then else { return reply };
+        // Committed: the client gets its reply whatever follows. Should the post fail, the
+        // reply goes back as the response (API Gateway's route response) after the fan-out.
+        let mut unposted = reply;
+        if let Some(reply) = &unposted {
+            match self.fanout.post_to(endpoint, connection_id, reply.clone().into()).await {
+                Ok(()) => unposted = None,
+                Err(err) => tracing::warn!(error = %err, "reply not posted ahead of the fan-out"),
             }
         }
+        if let Err(err) = self.bounded(then).await {
+            tracing::error!(error = %err, "fan-out after the reply failed");
+        }
+        unposted
     }
 
-    async fn dispatch(
-        &self,
+    async fn dispatch<'a>(
+        &'a self,
         caller: &Caller,
-        endpoint: Option<&str>,
+        endpoint: Option<&'a str>,
         frame: ClientFrame,
-    ) -> Result<Option<ServerFrame>> {
+    ) -> Result<Answer<'a>> {
         use ClientFrame as F;
         let reply = match frame {
             F::Ping => ServerFrame::Pong,
+            F::SendMessage(req) => return self.send_message(caller, endpoint, req).await,
             F::CreateRoom(req) => self.create_room(caller, endpoint, req).await?,
             F::JoinRoom { room_id } => self.join_room(caller, endpoint, room_id).await?,
             F::LeaveRoom { room_id } => self.leave_room(caller, endpoint, room_id).await?,
@@ -340,7 +371,6 @@ impl ChatService {
             F::ListRooms { room_type } => self.list_rooms(caller, room_type).await?,
             F::GetPresence { user_ids } => self.presence_of(caller, user_ids).await?,
             F::Announce { content } => self.announce(caller, endpoint, content).await?,
-            F::SendMessage(req) => self.send_message(caller, endpoint, req).await?,
             F::EditMessage { message_id, content } => self.edit_message(caller, endpoint, message_id, content).await?,
             F::DeleteMessage { message_id } => self.delete_message(caller, endpoint, message_id).await?,
             F::GetEditHistory { message_id } => self.edit_history(caller, message_id).await?,
@@ -351,12 +381,12 @@ impl ChatService {
             F::GetUnread => {
                 ServerFrame::Unread { rooms: self.store.unread_summary(&caller.tenant_id, &caller.user_id).await? }
             }
-            F::TypingStart { room_id } => return self.typing(caller, endpoint, room_id, true).await,
-            F::TypingStop { room_id } => return self.typing(caller, endpoint, room_id, false).await,
+            F::TypingStart { room_id } => return self.typing(caller, endpoint, room_id, true).await.map(Answer::from),
+            F::TypingStop { room_id } => return self.typing(caller, endpoint, room_id, false).await.map(Answer::from),
             F::MarkRead { room_id, message_ids } => self.mark_read(caller, endpoint, room_id, &message_ids).await?,
             F::GetHistory(req) => self.history(caller, req).await?,
         };
-        Ok(Some(reply))
+        Ok(Answer::from(Some(reply)))
     }
 
     /// Runs a request within the request timeout. Work cut short may still have been stored;
@@ -445,108 +475,18 @@ impl ChatService {
         skip: Skip<'_>,
         channels: &[Channel],
     ) -> Result<Vec<String>> {
-        let payload: Arc<str> = frame.to_json().into();
-        let targets = users
-            .iter()
-            .filter(|u| !matches!(skip, Skip::User(skipped) if skipped == u.as_str()))
-            .map(|u| (u.clone(), payload.clone()))
-            .collect();
-        let skip_connection = match skip {
-            Skip::Connection(own) => Some(own),
-            _ => None,
-        };
-        self.deliver_each(endpoint, tenant_id, targets, skip_connection, channels, frame).await
-    }
-
-    /// Posts each user their own payload and publishes `frame` on the channels.
-    async fn deliver_each(
-        &self,
-        endpoint: Option<&str>,
-        tenant_id: &str,
-        targets: Vec<(String, Arc<str>)>,
-        skip_connection: Option<&str>,
-        channels: &[Channel],
-        frame: &ServerFrame,
-    ) -> Result<Vec<String>> {
+        let payload: Payload = frame.to_json().into();
         let (delivered, ()) = tokio::join!(
-            self.post_to_users(endpoint, tenant_id, targets, skip_connection),
+            self.fanout.to_users(endpoint, tenant_id, users, &payload, skip),
             self.publish(tenant_id, channels, frame)
         );
-        delivered
-    }
-
-    /// Posts each user's own payload to all their connections; connections that answer Gone are
-    /// pruned. Returns the users at least one of whose connections took it.
-    async fn post_to_users(
-        &self,
-        endpoint: Option<&str>,
-        tenant_id: &str,
-        targets: Vec<(String, Arc<str>)>,
-        skip_connection: Option<&str>,
-    ) -> Result<Vec<String>> {
-        let users: Vec<String> = targets.iter().map(|(u, _)| u.clone()).collect();
-        let connections = self.presence.connections_by_user(tenant_id, &users).await?;
-        let mut posts = Vec::new();
-        let mut owners = Vec::new();
-        for ((user, payload), connections) in targets.into_iter().zip(connections) {
-            for connection_id in connections.into_iter().filter(|c| Some(c.as_str()) != skip_connection) {
-                posts.push((connection_id, payload.clone()));
-                owners.push(user.clone());
-            }
-        }
-        self.post_each(endpoint, posts, owners).await
-    }
-
-    async fn post_each(
-        &self,
-        endpoint: Option<&str>,
-        posts: Vec<(String, Arc<str>)>,
-        owners: Vec<String>,
-    ) -> Result<Vec<String>> {
-        if posts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let endpoint =
-            endpoint.map(str::to_string).or_else(|| self.fanout.default_endpoint()).ok_or(ChatError::NoEndpoint)?;
-        let outcomes = self.fanout.post_many(&endpoint, &posts).await;
-        let mut delivered = std::collections::HashSet::new();
-        for ((outcome, (connection_id, _)), owner) in outcomes.into_iter().zip(&posts).zip(owners) {
-            match outcome {
-                Outcome::Delivered => {
-                    delivered.insert(owner);
-                }
-                Outcome::Gone => self.prune(connection_id).await?,
-                Outcome::Failed => {}
-            }
-        }
-        Ok(delivered.into_iter().collect())
+        Ok(delivered?)
     }
 
     async fn publish(&self, tenant_id: &str, channels: &[Channel], frame: &ServerFrame) {
         if let Err(err) = channels::publish(self.presence.redis(), tenant_id, channels, frame).await {
             tracing::warn!(error = %err, "publishing on redis channels failed");
         }
-    }
-
-    /// Forgets a connection that answered Gone. Its rooms hear of it through the registry only:
-    /// telling them here would fan out again from inside a fan-out.
-    async fn prune(&self, connection_id: &str) -> Result<()> {
-        let Some(registered) = self.presence.lookup(connection_id).await? else {
-            return Ok(());
-        };
-        if Utc::now() - registered.connected_at
-            < chrono::Duration::from_std(self.config.prune_grace).unwrap_or_default()
-        {
-            return Ok(());
-        }
-        tracing::info!(connection_id, "pruning gone connection");
-        if let Some((caller, true)) = self.presence.unregister(connection_id).await? {
-            self.store.clear_typing(&caller.tenant_id, &caller.user_id).await?;
-            let now = Utc::now();
-            self.store.seen(&caller, now).await?;
-            self.presence.set_status(&caller.tenant_id, &caller.user_id, false, now).await?;
-        }
-        Ok(())
     }
 }
 
@@ -570,7 +510,7 @@ mod tests {
 
     #[test]
     fn internal_errors_do_not_leak_details() {
-        let frame = ChatError::NoEndpoint.to_frame();
+        let frame = ChatError::Fanout(FanoutError::NoEndpoint).to_frame();
         assert!(
             matches!(frame, ServerFrame::Error { code: "internal_error", ref message, .. } if message == "internal error")
         );

@@ -374,18 +374,16 @@ impl ChatService {
         }
         validate::check_text(&content)?;
         let frame = ServerFrame::Announcement { content, from: caller.user_id.clone(), sent_at: Utc::now() };
-        let payload: std::sync::Arc<str> = frame.to_json().into();
-        let posts: Vec<_> = self
+        let payload = frame.to_json().into();
+        let connections: Vec<String> = self
             .presence
             .tenant_connections(&caller.tenant_id)
             .await?
             .into_iter()
             .filter(|c| *c != caller.connection_id)
-            .map(|c| (c, payload.clone()))
             .collect();
-        let owners = vec![String::new(); posts.len()];
         let (posted, ()) = tokio::join!(
-            self.post_each(endpoint, posts, owners),
+            self.fanout.to_connections(endpoint, &connections, &payload),
             self.publish(&caller.tenant_id, &[Channel::Global], &frame)
         );
         posted?;
