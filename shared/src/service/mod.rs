@@ -146,7 +146,8 @@ pub enum InitError {
 impl ChatService {
     pub async fn new(config: Config) -> Result<Self, InitError> {
         let store = Store::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
-        let redis = RedisConn::connect(&config.redis_url, config.redis_timeout).await?;
+        let redis =
+            RedisConn::connect(&config.redis_url, config.redis_ca_file.as_deref(), config.redis_timeout).await?;
         let fanout = Fanout::new(&config).await;
         let archive = crate::archive::Archive::new(&config).await;
         Ok(Self {
