@@ -65,15 +65,16 @@ as_postgres() {
     if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# A private Postgres in $state/NAME, with more server options if given; sets pg_port.
 start_postgres() {
-    local bin
+    local name=$1 extra=${2:-} bin
     bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
     if [ -z "$bin" ] || [ ! -x "$bin/initdb" ]; then
         apt_install postgresql
         bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
     fi
     command -v psql >/dev/null || apt_install postgresql-client
-    local dir="$state/postgres" port
+    local dir="$state/$name" port
     port=$([ "$mode" = run ] && echo "${PG_PORT:-55432}" || free_port)
     mkdir -p "$state"
     [ "$mode" != run ] && rm -rf "$dir"
@@ -84,14 +85,14 @@ start_postgres() {
         as_postgres "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --no-sync >/dev/null
     fi
     # Tests trade durability for speed; the local system keeps Postgres' defaults.
-    local opts="-p $port -k $dir -c listen_addresses=127.0.0.1"
+    local opts="-p $port -k $dir -c listen_addresses=127.0.0.1 $extra"
     [ "$mode" = test ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300"
     say "starting Postgres on 127.0.0.1:$port"
     as_postgres "$bin/pg_ctl" -D "$dir" -o "$opts" -l "$dir/server.log" -w start >/dev/null
     cleanup+=("as_postgres '$bin/pg_ctl' -D '$dir' -m fast -w stop >/dev/null")
     psql -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'chat'" | grep -q 1 ||
         psql -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE chat"
-    export DATABASE_URL="postgres://postgres@127.0.0.1:$port/chat"
+    pg_port=$port
 }
 
 start_redis() {
@@ -138,6 +139,58 @@ start_redis_cluster() {
     redis_cluster_url="redis+cluster://$(IFS=,; echo "${nodes[*]}")"
 }
 
+# A throw-away CA ($tls/ca.pem) and a server certificate it signed for localhost and 127.0.0.1,
+# for the TLS servers of the test command.
+make_certs() {
+    command -v openssl >/dev/null || apt_install openssl
+    tls="$state/tls"
+    rm -rf "$tls"
+    mkdir -p "$tls"
+    local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=chat-backend test CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+    openssl req "${ec[@]}" -subj "/CN=localhost" -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+        "keyUsage=critical,digitalSignature" "extendedKeyUsage=serverAuth" >"$tls/server.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 2 \
+        -extfile "$tls/server.ext" -out "$tls/server.pem" 2>/dev/null
+    # Postgres wants its key private to the user it runs as.
+    chmod 600 "$tls/server.key"
+    if [ "$(id -u)" = 0 ]; then chown postgres: "$tls/server.key"; fi
+}
+
+# A private Redis that listens on TLS only, with make_certs' certificate; with "cluster", a
+# one-node Redis Cluster holding every slot (its bus on TLS too). Sets tls_redis_port.
+start_redis_tls() {
+    local kind=$1 port dir extra=()
+    command -v redis-server >/dev/null || apt_install redis-server
+    port=$(free_port)
+    while [ "$kind" = cluster ] && (echo >"/dev/tcp/127.0.0.1/$((port + 10000))") 2>/dev/null; do port=$(free_port); done
+    dir="$state/redis-tls-$kind"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    [ "$kind" = cluster ] && extra=(--cluster-enabled yes --tls-cluster yes --cluster-announce-ip 127.0.0.1
+        --cluster-config-file "$dir/nodes.conf")
+    say "starting a TLS Redis ($kind) on 127.0.0.1:$port"
+    redis-server --port 0 --tls-port "$port" --bind 127.0.0.1 --tls-cert-file "$tls/server.pem" \
+        --tls-key-file "$tls/server.key" --tls-ca-cert-file "$tls/ca.pem" --tls-auth-clients no --save "" \
+        --appendonly no --daemonize yes --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" "${extra[@]}"
+    local cli=(redis-cli --tls --cacert "$tls/ca.pem" -p "$port")
+    cleanup+=("redis-cli --tls --cacert '$tls/ca.pem' -p $port shutdown nosave >/dev/null 2>&1")
+    for _ in $(seq 1 100); do
+        "${cli[@]}" ping >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    if [ "$kind" = cluster ]; then
+        "${cli[@]}" cluster addslotsrange 0 16383 >/dev/null
+        for _ in $(seq 1 100); do
+            "${cli[@]}" cluster info | grep -q cluster_state:ok && break
+            sleep 0.1
+        done
+    fi
+    tls_redis_port=$port
+}
+
 # Python tools from PyPI (cfn-lint, moto's S3 server) in a private virtual environment.
 venv="${state%/*}/venv"
 pip_tool() {
@@ -176,7 +229,12 @@ start_s3() {
 }
 
 require_toolchain
-if [ -z "${DATABASE_URL:-}" ]; then start_postgres; else say "using DATABASE_URL from the environment"; fi
+if [ -z "${DATABASE_URL:-}" ]; then
+    start_postgres postgres
+    export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/chat"
+else
+    say "using DATABASE_URL from the environment"
+fi
 if [ -z "${REDIS_URL:-}" ]; then start_redis; else say "using REDIS_URL from the environment"; fi
 export JWT_SECRET_KEY="${JWT_SECRET_KEY:-local-dev-secret-change-me}"
 
@@ -226,10 +284,27 @@ test)
     say "running all tests"
     # --show-output prints what passing tests report, such as the functions' cold starts.
     RUST_LOG="${RUST_LOG:-warn}" cargo test --workspace --locked -- --show-output
+    say "running the main suites again with posts through the real SDK client (as on AWS)"
+    GATEWAY_DELIVERY=sdk RUST_LOG="${RUST_LOG:-warn}" cargo test --locked -p integration-tests \
+        --test foundation --test features
     start_redis_cluster
     say "running the Redis-backed suites again, against the Redis Cluster"
     REDIS_URL="$redis_cluster_url" RUST_LOG="${RUST_LOG:-warn}" cargo test --locked -p integration-tests \
         --test foundation --test features --test abuse --test http_api
+    # As on AWS (RDS forces TLS, ElastiCache with in-transit encryption): nothing in the clear.
+    make_certs
+    printf '%s\n' "hostssl all all 127.0.0.1/32 trust" "hostssl all all ::1/128 trust" >"$tls/pg_hba.conf"
+    start_postgres postgres-tls "-c ssl=on -c ssl_cert_file=$tls/server.pem -c ssl_key_file=$tls/server.key \
+        -c hba_file=$tls/pg_hba.conf"
+    tls_database_url="postgres://postgres@localhost:$pg_port/chat?sslmode=verify-full&sslrootcert=$tls/ca.pem"
+    start_redis_tls single
+    tls_redis_url="rediss://localhost:$tls_redis_port"
+    start_redis_tls cluster
+    say "running the suites again over TLS only (Postgres with hostssl alone, verify-full; Redis on TLS)"
+    DATABASE_URL="$tls_database_url" TLS_DATABASE_URL="$tls_database_url" REDIS_URL="$tls_redis_url" \
+        TLS_REDIS_URL="$tls_redis_url" TLS_REDIS_CLUSTER_URL="rediss+cluster://localhost:$tls_redis_port" \
+        REDIS_CA_FILE="$tls/ca.pem" RUST_LOG="${RUST_LOG:-warn}" \
+        cargo test --locked -p integration-tests --test foundation --test features --test tls -- --show-output
     say "testing the JavaScript client and the web page (Node, headless Chromium)"
     command -v npm >/dev/null || apt_install nodejs npm
     [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium

@@ -33,8 +33,7 @@ fn number_after(text: &str, marker: &str) -> f64 {
 
 pub async fn measure() -> Limits {
     let url = env("DATABASE_URL");
-    let (client, connection) =
-        tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect for pgbench setup");
+    let (client, connection) = shared::store::connect_one(&url).await.expect("connect for pgbench setup");
     tokio::spawn(connection);
     client
         .batch_execute(

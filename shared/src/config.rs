@@ -16,8 +16,13 @@ pub enum ConfigError {
 #[derive(Clone, Debug)]
 pub struct Config {
     /// `postgres://` URL; the spec's `postgresql+asyncpg://` form is accepted too.
+    /// TLS as `sslmode` / `sslrootcert` in it say (libpq's meanings; see `store::tls`).
     pub database_url: String,
+    /// `redis://`, `rediss://` (TLS), or `redis+cluster://` / `rediss+cluster://` with the nodes.
     pub redis_url: String,
+    /// A PEM file of the CA certificates to trust for `rediss://`, instead of the public roots
+    /// (a Redis with a private CA).
+    pub redis_ca_file: Option<String>,
     pub jwt_secret: String,
     /// Where PostToConnection goes. Unset on AWS: it is derived from each event's domain and stage.
     pub management_endpoint: Option<String>,
@@ -67,6 +72,7 @@ impl Config {
         Ok(Self {
             database_url: normalize_database_url(&required("DATABASE_URL")?),
             redis_url: required("REDIS_URL")?,
+            redis_ca_file: optional("REDIS_CA_FILE"),
             jwt_secret: required("JWT_SECRET_KEY")?,
             management_endpoint: optional("APIGW_MANAGEMENT_ENDPOINT"),
             aws_region: optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),

@@ -1,5 +1,7 @@
 //! The Redis connection: one node, or a Redis Cluster when `REDIS_URL` is
 //! `redis+cluster://host:port,host:port,...` (any of its nodes; the rest are discovered).
+//! `rediss://` and `rediss+cluster://` speak TLS, trusting the public roots, or only the CA in
+//! `REDIS_CA_FILE` when set (a private CA).
 //!
 //! Every key carries a hash tag, so each command and Lua script touches one slot. Pipelines
 //! may span slots (a user's set and the tenant's, say): on a cluster they are split per slot,
@@ -12,9 +14,10 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, TlsCertificates, Value};
 
-const CLUSTER_SCHEME: &str = "redis+cluster://";
+/// The cluster schemes and the scheme of their nodes' URLs.
+const CLUSTER_SCHEMES: [(&str, &str); 2] = [("redis+cluster://", "redis://"), ("rediss+cluster://", "rediss://")];
 
 #[derive(Clone)]
 pub enum RedisConn {
@@ -23,15 +26,16 @@ pub enum RedisConn {
 }
 
 impl RedisConn {
-    pub async fn connect(url: &str, timeout: Duration) -> RedisResult<Self> {
+    /// `ca_file`: the PEM file of the CA to trust instead of the public roots (`REDIS_CA_FILE`).
+    pub async fn connect(url: &str, ca_file: Option<&str>, timeout: Duration) -> RedisResult<Self> {
         match cluster_nodes(url) {
             Some(nodes) => {
-                let client = ClusterClientBuilder::new(nodes)
-                    .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .retries(1)
-                    .build()?;
-                Ok(Self::Cluster(client.get_async_connection().await?))
+                let mut builder =
+                    ClusterClientBuilder::new(nodes).connection_timeout(timeout).response_timeout(timeout).retries(1);
+                if let Some(certificates) = certificates(url, ca_file)? {
+                    builder = builder.certs(certificates);
+                }
+                Ok(Self::Cluster(builder.build()?.get_async_connection().await?))
             }
             // Lazy: the process starts while Redis is away and reconnects by itself when it is back.
             None => {
@@ -40,21 +44,47 @@ impl RedisConn {
                     .set_response_timeout(Some(timeout))
                     .set_number_of_retries(1)
                     .set_max_delay(Duration::from_secs(1));
-                Ok(Self::Single(ConnectionManager::new_lazy_with_config(redis::Client::open(url)?, config)?))
+                Ok(Self::Single(ConnectionManager::new_lazy_with_config(client(url, ca_file)?, config)?))
             }
         }
     }
 }
 
-/// The node URLs of a `redis+cluster://` URL, or None for a single node.
+/// A client of one node (a `redis://` or `rediss://` URL), trusting `ca_file` when given.
+pub fn client(url: &str, ca_file: Option<&str>) -> RedisResult<redis::Client> {
+    match certificates(url, ca_file)? {
+        Some(certificates) => redis::Client::build_with_tls(url, certificates),
+        None => redis::Client::open(url),
+    }
+}
+
+/// The private CA to trust, refused for a URL without TLS: it would be ignored (one node) or
+/// would turn TLS on behind the URL's back (a cluster).
+fn certificates(url: &str, ca_file: Option<&str>) -> RedisResult<Option<TlsCertificates>> {
+    let Some(path) = ca_file else { return Ok(None) };
+    if !url.starts_with("rediss://") && !url.starts_with("rediss+cluster://") {
+        return Err(RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "REDIS_CA_FILE is set but REDIS_URL does not use TLS (rediss:// or rediss+cluster://)",
+        )));
+    }
+    let pem = std::fs::read(path).map_err(|e| {
+        RedisError::from((ErrorKind::InvalidClientConfig, "cannot read REDIS_CA_FILE", format!("{path}: {e}")))
+    })?;
+    Ok(Some(TlsCertificates { client_tls: None, root_cert: Some(pem) }))
+}
+
+/// The node URLs of a `redis+cluster://` or `rediss+cluster://` URL (TLS kept for every node), or
+/// None for a single node.
 pub fn cluster_nodes(url: &str) -> Option<Vec<String>> {
-    let rest = url.strip_prefix(CLUSTER_SCHEME)?;
+    let (rest, node_scheme) =
+        CLUSTER_SCHEMES.iter().find_map(|(cluster, node)| Some((url.strip_prefix(cluster)?, node)))?;
     let (userinfo, hosts) = match rest.rsplit_once('@') {
         Some((userinfo, hosts)) => (format!("{userinfo}@"), hosts),
         None => (String::new(), rest),
     };
     let hosts = hosts.trim_end_matches('/');
-    Some(hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("redis://{userinfo}{h}")).collect())
+    Some(hosts.split(',').filter(|h| !h.is_empty()).map(|h| format!("{node_scheme}{userinfo}{h}")).collect())
 }
 
 /// The slot a command's key lives in (a PUBLISH's channel is not a key; any node serves it).
@@ -156,6 +186,19 @@ mod tests {
             ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]
         );
         assert_eq!(cluster_nodes("redis+cluster://:pw@a:1,b:2").unwrap(), ["redis://:pw@a:1", "redis://:pw@b:2"]);
+        assert_eq!(cluster_nodes("rediss://a:1"), None);
+        assert_eq!(cluster_nodes("rediss+cluster://:pw@a:1,b:2/").unwrap(), ["rediss://:pw@a:1", "rediss://:pw@b:2"]);
+    }
+
+    #[test]
+    fn a_private_ca_needs_a_tls_url() {
+        for url in ["redis://127.0.0.1:6379", "redis+cluster://a:1,b:2"] {
+            let error = certificates(url, Some("/dev/null")).unwrap_err();
+            assert!(error.to_string().contains("REDIS_CA_FILE is set but REDIS_URL does not use TLS"), "{error}");
+        }
+        let error = client("rediss://127.0.0.1:6379", Some("/no/such/ca.pem")).unwrap_err();
+        assert!(error.to_string().contains("/no/such/ca.pem"), "{error}");
+        assert!(certificates("redis://127.0.0.1:6379", None).unwrap().is_none());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Test helpers: each test gets its own Postgres database and tenant, and a local gateway on a
 //! random port, and drives it through real WebSocket clients.
 //!
-//! `DATABASE_URL` names a server the tests may create databases on and `REDIS_URL` a Redis;
-//! `make test` brings up private ones when they are not set.
+//! `DATABASE_URL` names a server the tests may create databases on and `REDIS_URL` a Redis
+//! (`REDIS_CA_FILE` its private CA, for `rediss://`); `make test` brings up private ones when
+//! they are not set.
 
 pub mod faults;
 pub mod lambda;
@@ -24,8 +25,13 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the tests with `make test`"))
 }
 
-/// Replaces the database name of a `postgres://` URL.
-fn with_database(url: &str, name: &str) -> String {
+/// The private CA of a `rediss://` `REDIS_URL`, if it has one.
+pub fn redis_ca_file() -> Option<String> {
+    std::env::var("REDIS_CA_FILE").ok().filter(|v| !v.is_empty())
+}
+
+/// Replaces the database name of a `postgres://` URL, keeping its parameters (such as `sslmode`).
+pub fn with_database(url: &str, name: &str) -> String {
     let (scheme, rest) = url.split_once("://").expect("DATABASE_URL is a URL");
     let (authority, query) = match rest.split_once('/') {
         Some((authority, path)) => (authority, path.split_once('?').map(|(_, q)| q)),
@@ -37,12 +43,16 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// A fresh, migrated database; returns its URL.
+/// A fresh, migrated database on `DATABASE_URL`'s server; returns its URL.
 pub async fn fresh_database() -> String {
-    let server = shared::config::normalize_database_url(&env("DATABASE_URL"));
+    fresh_database_on(&env("DATABASE_URL")).await
+}
+
+/// A fresh, migrated database on the server of `server_url`; returns its URL.
+pub async fn fresh_database_on(server_url: &str) -> String {
+    let server = shared::config::normalize_database_url(server_url);
     let name = format!("chat_test_{}", uuid::Uuid::new_v4().simple());
-    let (client, connection) =
-        tokio_postgres::connect(&server, tokio_postgres::NoTls).await.expect("connect to DATABASE_URL");
+    let (client, connection) = shared::store::connect_one(&server).await.expect("connect to the database server");
     tokio::spawn(connection);
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     let url = with_database(&server, &name);
@@ -52,9 +62,15 @@ pub async fn fresh_database() -> String {
 
 /// A configuration for one test: its own database, a random secret, fast typing expiry.
 pub async fn test_config() -> Config {
+    config_with(fresh_database().await, env("REDIS_URL"), redis_ca_file())
+}
+
+/// The same with the given database and Redis.
+pub fn config_with(database_url: String, redis_url: String, redis_ca_file: Option<String>) -> Config {
     Config {
-        database_url: fresh_database().await,
-        redis_url: env("REDIS_URL"),
+        database_url,
+        redis_url,
+        redis_ca_file,
         jwt_secret: uuid::Uuid::new_v4().to_string(),
         management_endpoint: None,
         aws_region: "us-east-1".into(),
@@ -160,7 +176,7 @@ impl TestApp {
     }
 
     pub async fn db(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls).await.unwrap();
+        let (client, connection) = shared::store::connect_one(&self.database_url).await.unwrap();
         tokio::spawn(connection);
         client
     }
@@ -189,7 +205,8 @@ impl TestApp {
         // On a cluster, PUBLISH reaches subscribers on every node: any one of them will do.
         let url = env("REDIS_URL");
         let node = shared::redis_conn::cluster_nodes(&url).map_or(url, |nodes| nodes[0].clone());
-        let mut pubsub = redis::Client::open(node).unwrap().get_async_pubsub().await.unwrap();
+        let client = shared::redis_conn::client(&node, redis_ca_file().as_deref()).unwrap();
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
         for channel in channels {
             pubsub.subscribe(channel).await.unwrap();
         }
@@ -198,7 +215,10 @@ impl TestApp {
 
     /// The system's own kind of Redis connection (one node or a cluster, as configured).
     pub async fn redis(&self) -> shared::redis_conn::RedisConn {
-        shared::redis_conn::RedisConn::connect(&env("REDIS_URL"), Duration::from_secs(5)).await.unwrap()
+        let ca_file = redis_ca_file();
+        shared::redis_conn::RedisConn::connect(&env("REDIS_URL"), ca_file.as_deref(), Duration::from_secs(5))
+            .await
+            .unwrap()
     }
 
     /// Creates a room through `owner` with the other clients as participants; each of them

@@ -1,6 +1,6 @@
 //! The HTTP routes: health, history, search and metrics, with the same JWT as a bearer token.
 
-use integration_tests::{spawn_app, spawn_app_with, test_config};
+use integration_tests::{spawn_app, spawn_app_with, test_config, with_database};
 use serde_json::json;
 use shared::ratelimit::{Rate, RateLimits};
 
@@ -18,8 +18,7 @@ async fn health_reports_connections_and_its_dependencies() {
 #[tokio::test]
 async fn health_is_degraded_with_503_when_postgres_does_not_answer() {
     let mut config = test_config().await;
-    config.database_url =
-        config.database_url.rsplit_once('/').map(|(server, _)| format!("{server}/no_such_database")).unwrap();
+    config.database_url = with_database(&config.database_url, "no_such_database");
     config.db_timeout = std::time::Duration::from_secs(1);
     let app = spawn_app_with(config).await;
     let (status, body) = app.get("health", None).await;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use integration_tests::lambda::LocalLambda;
-use integration_tests::{archive_bucket, spawn_app_with, test_config, TestApp};
+use integration_tests::{archive_bucket, redis_ca_file, spawn_app_with, test_config, TestApp};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
@@ -17,12 +17,14 @@ async fn app() -> TestApp {
 }
 
 fn env(app: &TestApp) -> Vec<(&'static str, String)> {
-    vec![
+    let mut env = vec![
         ("DATABASE_URL", app.database_url.clone()),
         ("REDIS_URL", std::env::var("REDIS_URL").unwrap()),
         ("JWT_SECRET_KEY", app.secret.clone()),
         ("APIGW_MANAGEMENT_ENDPOINT", app.gateway.management_endpoint()),
-    ]
+    ];
+    env.extend(redis_ca_file().map(|ca| ("REDIS_CA_FILE", ca)));
+    env
 }
 
 /// A recorded-shape event from tests/events/, for the given connection.

@@ -23,7 +23,7 @@ fn nodes(plan: &Value, out: &mut Vec<(String, String, String)>) {
 #[tokio::test]
 async fn tenant_queries_stay_on_one_partition_and_use_its_indexes() {
     let messages: i64 = std::env::var("PLAN_TEST_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let (db, connection) = tokio_postgres::connect(&fresh_database().await, tokio_postgres::NoTls).await.unwrap();
+    let (db, connection) = shared::store::connect_one(&fresh_database().await).await.unwrap();
     tokio::spawn(connection);
     let started = Instant::now();
     db.batch_execute(&format!(

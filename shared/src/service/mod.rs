@@ -160,7 +160,8 @@ impl ChatService {
     /// Posts go where `connections` takes them (the local gateway's own queues).
     pub async fn with_connections(config: Config, connections: Arc<dyn Connections>) -> Result<Self, InitError> {
         let store = Store::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
-        let redis = RedisConn::connect(&config.redis_url, config.redis_timeout).await?;
+        let redis =
+            RedisConn::connect(&config.redis_url, config.redis_ca_file.as_deref(), config.redis_timeout).await?;
         let presence = Presence::new(redis.clone());
         let archive = crate::archive::Archive::new(&config).await;
         Ok(Self {

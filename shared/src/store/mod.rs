@@ -6,6 +6,7 @@ pub mod messages;
 mod metrics;
 mod migrations;
 mod rooms;
+pub mod tls;
 mod typing;
 mod users;
 
@@ -21,18 +22,30 @@ use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::Row;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database unavailable: {0}")]
     Pool(#[from] deadpool_postgres::PoolError),
-    #[error("database error: {0}")]
+    #[error("database error: {}", with_causes(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("invalid database configuration: {0}")]
     Config(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+/// tokio-postgres' errors name only their kind ("db error", "error performing TLS handshake"):
+/// the reason, such as the server's message or the certificate's fault, is in their sources.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 impl StoreError {
@@ -55,11 +68,11 @@ pub struct Store {
 impl Store {
     /// A pool of at most `max_size` connections. Getting a connection, and every statement,
     /// gives up after `timeout`, so an unreachable or stuck database answers with an error.
+    /// TLS is as the URL's `sslmode` says (see [`tls`]).
     pub fn connect(database_url: &str, max_size: usize, timeout: Duration) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config =
-            database_url.parse().map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
+        let (mut config, tls) = tls::config(database_url)?;
         config.connect_timeout(timeout).options(format!("-c statement_timeout={}", timeout.as_millis()));
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(max_size)
             .runtime(Runtime::Tokio1)
@@ -85,6 +98,18 @@ impl Store {
         let mut client = self.client().await?;
         migrate(&mut client).await
     }
+}
+
+/// One connection outside the pool (tools, tests), with the same TLS as the pool's; the
+/// connection future must be spawned for the client to work.
+pub async fn connect_one(
+    database_url: &str,
+) -> Result<
+    (tokio_postgres::Client, impl Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static),
+    StoreError,
+> {
+    let (config, tls) = tls::config(database_url)?;
+    Ok(config.connect(tls).await?)
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
