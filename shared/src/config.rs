@@ -41,6 +41,12 @@ pub struct Config {
     pub prune_grace: Duration,
     /// How many PostToConnection calls one fan-out keeps in flight.
     pub fanout_concurrency: usize,
+    /// Connections per chunk of a fan-out: more than this are split, and handed to
+    /// `fanout_function` when it is set.
+    pub fanout_chunk: usize,
+    /// The function that runs fan-out chunks (asynchronous invocations); unset, they run in
+    /// the invoking process.
+    pub fanout_function: Option<String>,
     /// Presence changes are pushed to those who share a room of at most this many members:
     /// in bigger rooms each one would be a post to every member (clients ask with `get_presence`).
     pub presence_room_limit: i64,
@@ -84,6 +90,8 @@ impl Config {
             request_timeout: Duration::from_millis(parsed("REQUEST_TIMEOUT_MS", 10_000)?),
             prune_grace: Duration::from_millis(parsed("PRUNE_GRACE_MS", 5000)?),
             fanout_concurrency: parsed("FANOUT_CONCURRENCY", 64)?,
+            fanout_chunk: parsed("FANOUT_CHUNK", 500)?,
+            fanout_function: optional("FANOUT_FUNCTION"),
             presence_room_limit: parsed("PRESENCE_ROOM_LIMIT", 100)?,
             typing_ttl: Duration::from_secs(parsed("TYPING_TTL_SECONDS", 10)?),
             typing_sweep_interval: Duration::from_millis(parsed("TYPING_SWEEP_INTERVAL_MS", 1000)?),

@@ -1,24 +1,32 @@
 //! Fan-out: one payload to every connection of some users. One entry point, `Fanout::to_users`
-//! (users and the payload in; the connection lookup, the posts and the pruning of connections
-//! that are gone happen inside), and `post` for a single connection.
+//! (users and the payload in; the connection lookup, the posts, the pruning of connections that
+//! are gone and the recipients' delivery positions happen inside), and `post` for one connection.
 //!
 //! Posts go through `Connections`, PostToConnection's contract: the real `aws-sdk-apigatewaymanagement`
 //! client (`ManagementApi`: on AWS, and against the local gateway's `@connections` endpoint), or
 //! the local gateway's own connection queues when the handlers run inside it.
+//!
+//! More connections than `FANOUT_CHUNK` are split into chunks. With `FANOUT_FUNCTION` set (on
+//! AWS), each chunk goes to that function by asynchronous invocation, in parallel, so one
+//! invocation never posts to a whole big room itself; otherwise the chunks run here, side by side.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
+use aws_sdk_lambda::types::InvocationType;
 use chrono::Utc;
-use futures::future::BoxFuture;
+use futures::future::{join_all, BoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::config::Config;
 use crate::presence::Presence;
+use crate::receipts::Receipts;
 use crate::store::{Store, StoreError};
 
 /// A frame as posted: serialized once, shared by every post of a fan-out.
@@ -43,6 +51,47 @@ pub enum FanoutError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Post(#[from] PostError),
+    #[error("handing a chunk to the fan-out function failed: {0}")]
+    Worker(String),
+}
+
+/// A share of one fan-out: the posts one worker makes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Chunk {
+    pub endpoint: String,
+    pub tenant_id: String,
+    pub payload: String,
+    /// (user, connection id)
+    pub posts: Vec<(String, String)>,
+    /// For a message: its room and `seq`, which the recipients' delivery positions move to.
+    pub position: Option<(Uuid, i64)>,
+}
+
+/// The function that runs chunks (`FANOUT_FUNCTION`), invoked asynchronously.
+pub struct Workers {
+    lambda: aws_sdk_lambda::Client,
+    function: String,
+}
+
+impl Workers {
+    pub async fn new(config: &Config) -> Option<Self> {
+        let function = config.fanout_function.clone()?;
+        let lambda = aws_sdk_lambda::Client::new(&crate::aws::sdk_config(config).await);
+        Some(Self { lambda, function })
+    }
+
+    async fn hand_over(&self, chunk: &Chunk) -> Result<(), FanoutError> {
+        let payload = serde_json::to_vec(&serde_json::json!({ "fanout": chunk })).expect("chunks serialize");
+        self.lambda
+            .invoke()
+            .function_name(&self.function)
+            .invocation_type(InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| FanoutError::Worker(aws_sdk_lambda::error::DisplayErrorContext(&e).to_string()))
+    }
 }
 
 /// Where posts go: PostToConnection's contract (a connection that does not exist is `Gone`).
@@ -129,6 +178,9 @@ pub struct Fanout {
     connections: Arc<dyn Connections>,
     presence: Presence,
     store: Store,
+    receipts: Receipts,
+    workers: Option<Workers>,
+    chunk: usize,
     endpoint_override: Option<String>,
     concurrency: usize,
     /// Bounds posts in flight across the process: through the SDK each one holds an HTTP
@@ -138,12 +190,22 @@ pub struct Fanout {
 }
 
 impl Fanout {
-    pub fn new(config: &Config, connections: Arc<dyn Connections>, presence: Presence, store: Store) -> Self {
+    pub fn new(
+        config: &Config,
+        connections: Arc<dyn Connections>,
+        workers: Option<Workers>,
+        presence: Presence,
+        store: Store,
+        receipts: Receipts,
+    ) -> Self {
         let concurrency = config.fanout_concurrency.max(1);
         Self {
             connections,
             presence,
             store,
+            receipts,
+            workers,
+            chunk: config.fanout_chunk.max(1),
             endpoint_override: config.management_endpoint.clone(),
             concurrency,
             in_flight: tokio::sync::Semaphore::new(concurrency * PROCESS_FAN_OUTS),
@@ -180,8 +242,8 @@ impl Fanout {
         self.connections.post(endpoint, connection_id, payload).await
     }
 
-    /// Posts the payload to every connection of the users but the skipped one(s). Returns the
-    /// users at least one of whose connections took it.
+    /// Posts the payload to every connection of the users but the skipped one(s); for a message
+    /// (`position`: its room and `seq`), moves the delivery positions of those who got it.
     pub async fn to_users(
         &self,
         endpoint: Option<&str>,
@@ -189,18 +251,49 @@ impl Fanout {
         users: &[String],
         payload: &Payload,
         skip: Skip<'_>,
-    ) -> Result<Vec<String>, FanoutError> {
+        position: Option<(Uuid, i64)>,
+    ) -> Result<(), FanoutError> {
         let users: Vec<String> =
             users.iter().filter(|u| !matches!(skip, Skip::User(s) if s == u.as_str())).cloned().collect();
         let connections = self.presence.connections_by_user(tenant_id, &users).await?;
-        let posts: Vec<(&str, &str)> = users
-            .iter()
-            .zip(&connections)
-            .flat_map(|(user, ids)| ids.iter().map(move |id| (user.as_str(), id.as_str())))
-            .filter(|(_, id)| !matches!(skip, Skip::Connection(own) if own == *id))
+        let posts: Vec<(String, String)> = users
+            .into_iter()
+            .zip(connections)
+            .flat_map(|(user, ids)| ids.into_iter().map(move |id| (user.clone(), id)))
+            .filter(|(_, id)| !matches!(skip, Skip::Connection(own) if own == id))
             .collect();
-        let delivered = self.post_all(endpoint, posts, payload).await?;
-        Ok(delivered.into_iter().map(str::to_string).collect::<HashSet<_>>().into_iter().collect())
+        if posts.is_empty() {
+            return Ok(());
+        }
+        let endpoint = self.endpoint(endpoint)?;
+        let payload = String::from_utf8_lossy(payload).into_owned();
+        let chunks = posts.chunks(self.chunk).map(|posts| Chunk {
+            endpoint: endpoint.clone(),
+            tenant_id: tenant_id.to_string(),
+            payload: payload.clone(),
+            posts: posts.to_vec(),
+            position,
+        });
+        let outcomes = match &self.workers {
+            Some(workers) if posts.len() > self.chunk => {
+                join_all(chunks.map(|c| async move { workers.hand_over(&c).await })).await
+            }
+            _ => join_all(chunks.map(|c| self.run(c))).await,
+        };
+        outcomes.into_iter().collect()
+    }
+
+    /// One chunk's posts, pruning and delivery positions (in the fan-out function, or here).
+    pub async fn run(&self, chunk: Chunk) -> Result<(), FanoutError> {
+        let posts = chunk.posts.iter().map(|(user, id)| (user.as_str(), id.as_str())).collect();
+        let delivered = self.post_all(Some(&chunk.endpoint), posts, &Payload::from(chunk.payload.clone())).await?;
+        if let Some((room_id, seq)) = chunk.position {
+            let mut users: Vec<String> = delivered.into_iter().map(str::to_string).collect();
+            users.sort_unstable();
+            users.dedup();
+            self.receipts.delivered(&chunk.tenant_id, room_id, seq, &users).await?;
+        }
+        Ok(())
     }
 
     /// Posts the payload to each connection (a tenant's announcement), pruning those gone.

@@ -120,6 +120,13 @@ pub async fn message(service: &ChatService, event: ApiGatewayWebsocketProxyReque
     .await
 }
 
+/// One chunk of a fan-out, in the fan-out function.
+pub async fn fanout(service: &ChatService, chunk: crate::fanout::Chunk) -> Result<(), ChatError> {
+    let span =
+        tracing::info_span!("handler", handler = "fanout", tenant_id = %chunk.tenant_id, posts = chunk.posts.len());
+    service.fanout.run(chunk).instrument(span).await.map_err(ChatError::from)
+}
+
 /// The scheduled sweep of expired typing indicators.
 pub async fn typing_cleanup(service: &ChatService) -> Result<usize, ChatError> {
     let span = tracing::info_span!("handler", handler = "typing-cleanup");

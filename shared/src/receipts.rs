@@ -97,6 +97,7 @@ mod tests {
         let position = parse("42:1700000000123").unwrap();
         assert_eq!(position.seq, 42);
         assert_eq!(position.at.timestamp_millis(), 1_700_000_000_123);
+        assert_eq!(serde_json::json!(position.at), "2023-11-14T22:13:20.123Z");
         assert_eq!(parse("garbage"), None);
     }
 

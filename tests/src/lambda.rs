@@ -130,7 +130,15 @@ impl LocalLambda {
     /// Waits for the next asynchronous invocation the function made of itself, runs it, and
     /// returns its payload and outcome.
     pub async fn run_async_invocation(&self) -> (Value, Outcome) {
-        let payload = tokio::time::timeout(WAIT, async {
+        let payload = self.next_async_invocation().await;
+        let outcome = self.invoke(payload.clone()).await;
+        (payload, outcome)
+    }
+
+    /// Waits for the next payload the function sent through the Invoke API with
+    /// InvocationType=Event (to itself or to another function).
+    pub async fn next_async_invocation(&self) -> Value {
+        tokio::time::timeout(WAIT, async {
             loop {
                 // Created before the check, so a payload arriving in between still wakes it.
                 let invoked = self.runtime.invoked.notified();
@@ -141,9 +149,7 @@ impl LocalLambda {
             }
         })
         .await
-        .expect("no asynchronous invocation in time");
-        let outcome = self.invoke(payload.clone()).await;
-        (payload, outcome)
+        .expect("no asynchronous invocation in time")
     }
 }
 

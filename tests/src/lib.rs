@@ -81,6 +81,8 @@ pub fn config_with(database_url: String, redis_url: String, redis_ca_file: Optio
         request_timeout: Duration::from_secs(8),
         prune_grace: Duration::from_secs(5),
         fanout_concurrency: 32,
+        fanout_chunk: 500,
+        fanout_function: None,
         presence_room_limit: 100,
         typing_ttl: Duration::from_secs(10),
         typing_sweep_interval: Duration::from_millis(200),

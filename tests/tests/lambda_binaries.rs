@@ -71,6 +71,46 @@ async fn connect_checks_the_token_records_the_connection_and_welcomes_it_asynchr
     assert_eq!(hello["user_id"], "alice");
 }
 
+/// Above FANOUT_CHUNK connections, message-route hands the posts to the fan-out function in
+/// chunks by asynchronous invocation; each chunk posts, and moves the delivery positions.
+#[tokio::test]
+async fn a_big_fan_out_is_handed_to_the_fanout_function_in_chunks() {
+    let app = app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let mut carol = app.connect("carol").await;
+    let room = app.room(&mut alice, &mut [&mut bob, &mut carol], json!({})).await;
+    let mut route = LocalLambda::new("message-route").await;
+    let mut fanout = LocalLambda::new("fanout").await;
+    let mut settings = env(&app);
+    settings.extend([("FANOUT_FUNCTION", "fanout".to_string()), ("FANOUT_CHUNK", "1".to_string())]);
+    fanout.start(&settings);
+
+    let mut frame = event("message.json", &alice.connection_id);
+    frame["body"] = json!(json!({ "type": "send_message", "room_id": room, "content": "to everyone" }).to_string());
+    let (outcome, _) = route.cold_start(&settings, frame).await;
+    assert_eq!(outcome.unwrap()["statusCode"], 200);
+    let ack = alice.expect("message_sent").await;
+    // Two connections, one per chunk: two invocations of the fan-out function.
+    let mut chunks = Vec::new();
+    for _ in 0..2 {
+        let payload = route.next_async_invocation().await;
+        assert_eq!(payload["fanout"]["posts"].as_array().unwrap().len(), 1, "{payload}");
+        chunks.push(payload);
+    }
+    for chunk in chunks {
+        assert!(fanout.invoke(chunk).await.is_ok());
+    }
+    for member in [&mut bob, &mut carol] {
+        assert_eq!(member.expect("new_message").await["message"]["id"], ack["message"]["id"]);
+    }
+    let receipts = alice.request(json!({ "type": "get_receipts", "message_id": ack["message"]["id"] })).await;
+    let mut delivered: Vec<&str> =
+        receipts["delivered"].as_array().unwrap().iter().map(|r| r["user_id"].as_str().unwrap()).collect();
+    delivered.sort();
+    assert_eq!(delivered, ["bob", "carol"], "each chunk moved its recipients' delivery positions");
+}
+
 #[tokio::test]
 async fn message_route_stores_replies_and_fans_out_through_the_management_api() {
     let app = app().await;

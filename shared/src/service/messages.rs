@@ -10,6 +10,7 @@ use super::validate;
 use super::{Answer, ChatError, ChatService, Result, Skip};
 use crate::cache::Page;
 use crate::channels::Channel;
+use crate::fanout::Payload;
 use crate::model::{Caller, Message, MessageType, Receipt, Role, RoomType};
 use crate::protocol::{Cursor, HistoryRequest, SendMessage, ServerFrame, DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
 use crate::receipts::Position;
@@ -97,15 +98,16 @@ impl ChatService {
         let mention = ServerFrame::Mention { room_id, message: message.clone() };
         let skip = Skip::Connection(&sender.connection_id);
         let room_channel = [Channel::Room(room_id)];
-        let (delivered, ()) = tokio::join!(
-            self.deliver(endpoint, &sender.tenant_id, members, &frame, skip, &room_channel),
-            self.publish(&sender.tenant_id, &mention_channels, &mention),
+        // System messages do not count as unread, nor move delivery positions.
+        let position = (message.message_type != MessageType::System).then_some((room_id, message.seq));
+        let payload: Payload = frame.to_json().into();
+        let tenant_id = &sender.tenant_id;
+        let (delivered, (), ()) = tokio::join!(
+            self.fanout.to_users(endpoint, tenant_id, members, &payload, skip, position),
+            self.publish(tenant_id, &room_channel, &frame),
+            self.publish(tenant_id, &mention_channels, &mention),
         );
-        let delivered: Vec<String> = delivered?.into_iter().filter(|u| *u != sender.user_id).collect();
-        if message.message_type != MessageType::System {
-            self.receipts.delivered(&sender.tenant_id, room_id, message.seq, &delivered).await?;
-        }
-        Ok(())
+        Ok(delivered?)
     }
 
     /// Posts a system message (joins, leaves, role changes) in the room, to everyone but the

@@ -19,7 +19,7 @@ use crate::auth::{self, AuthError, Claims};
 use crate::cache::RecentCache;
 use crate::channels::{self, Channel};
 use crate::config::Config;
-use crate::fanout::{Connections, Fanout, FanoutError, ManagementApi, Payload, PostError, Skip};
+use crate::fanout::{Connections, Fanout, FanoutError, ManagementApi, Payload, PostError, Skip, Workers};
 use crate::model::{Caller, Message, Role};
 use crate::presence::Presence;
 use crate::protocol::{self, ClientFrame, PresenceStatus, ProtocolError, ServerFrame};
@@ -164,12 +164,14 @@ impl ChatService {
             RedisConn::connect(&config.redis_url, config.redis_ca_file.as_deref(), config.redis_timeout).await?;
         let presence = Presence::new(redis.clone());
         let archive = crate::archive::Archive::new(&config).await;
+        let receipts = Receipts::new(redis.clone());
+        let workers = Workers::new(&config).await;
         Ok(Self {
-            fanout: Fanout::new(&config, connections, presence.clone(), store.clone()),
+            fanout: Fanout::new(&config, connections, workers, presence.clone(), store.clone(), receipts.clone()),
             store,
             cache: RecentCache::new(redis.clone()),
-            limiter: RateLimiter::new(redis.clone(), config.rate_limits.clone()),
-            receipts: Receipts::new(redis),
+            limiter: RateLimiter::new(redis, config.rate_limits.clone()),
+            receipts,
             presence,
             archive,
             config,
@@ -460,13 +462,12 @@ impl ChatService {
         frame: &ServerFrame,
         skip: Skip<'_>,
         channels: &[Channel],
-    ) -> Result<Vec<String>> {
+    ) -> Result<()> {
         let members = self.store.member_ids(tenant_id, room_id).await?;
         self.deliver(endpoint, tenant_id, &members, frame, skip, channels).await
     }
 
     /// Posts the frame to every connection of the users and publishes it on the channels.
-    /// Returns the users at least one of whose connections took it.
     async fn deliver(
         &self,
         endpoint: Option<&str>,
@@ -475,10 +476,10 @@ impl ChatService {
         frame: &ServerFrame,
         skip: Skip<'_>,
         channels: &[Channel],
-    ) -> Result<Vec<String>> {
+    ) -> Result<()> {
         let payload: Payload = frame.to_json().into();
         let (delivered, ()) = tokio::join!(
-            self.fanout.to_users(endpoint, tenant_id, users, &payload, skip),
+            self.fanout.to_users(endpoint, tenant_id, users, &payload, skip, None),
             self.publish(tenant_id, channels, frame)
         );
         Ok(delivered?)
