@@ -286,7 +286,8 @@ impl Fanout {
     /// One chunk's posts, pruning and delivery positions (in the fan-out function, or here).
     pub async fn run(&self, chunk: Chunk) -> Result<(), FanoutError> {
         let posts = chunk.posts.iter().map(|(user, id)| (user.as_str(), id.as_str())).collect();
-        let delivered = self.post_all(Some(&chunk.endpoint), posts, &Payload::from(chunk.payload.clone())).await?;
+        let payload = Payload::from(chunk.payload.clone());
+        let delivered = self.post_all(Some(&chunk.endpoint), &chunk.tenant_id, posts, &payload).await?;
         if let Some((room_id, seq)) = chunk.position {
             let mut users: Vec<String> = delivered.into_iter().map(str::to_string).collect();
             users.sort_unstable();
@@ -300,11 +301,12 @@ impl Fanout {
     pub async fn to_connections(
         &self,
         endpoint: Option<&str>,
+        tenant_id: &str,
         connection_ids: &[String],
         payload: &Payload,
     ) -> Result<(), FanoutError> {
         let posts = connection_ids.iter().map(|id| ("", id.as_str())).collect();
-        self.post_all(endpoint, posts, payload).await.map(drop)
+        self.post_all(endpoint, tenant_id, posts, payload).await.map(drop)
     }
 
     /// Posts to each `(owner, connection)` a bounded number at a time; returns the owners of the
@@ -313,6 +315,7 @@ impl Fanout {
     async fn post_all<'a>(
         &self,
         endpoint: Option<&str>,
+        tenant_id: &str,
         posts: Vec<(&'a str, &'a str)>,
         payload: &Payload,
     ) -> Result<Vec<&'a str>, FanoutError> {
@@ -333,32 +336,43 @@ impl Fanout {
             let Some((owner, id, result)) = pending.next().await else { break };
             match result {
                 Ok(()) => delivered.push(owner),
-                Err(PostError::Gone) => gone.push(id),
+                Err(PostError::Gone) => gone.push((owner, id)),
                 Err(err) => tracing::warn!(connection_id = %id, error = %err, "post to connection failed"),
             }
         }
-        for id in gone {
-            self.prune(id).await?;
+        for (owner, id) in gone {
+            self.prune(tenant_id, owner, id).await?;
         }
         Ok(delivered)
     }
 
-    /// Forgets a connection that answered Gone, unless it is young enough to be still being
-    /// accepted. Its rooms hear of it through the registry only: telling them here would fan
-    /// out again from inside a fan-out.
-    async fn prune(&self, connection_id: &str) -> Result<(), FanoutError> {
-        let Some(registered) = self.presence.lookup(connection_id).await? else {
-            return Ok(());
+    /// Forgets a connection of `user_id` that answered Gone, unless it is young enough to be
+    /// still being accepted; an id whose registration is already gone (a disconnect cut short)
+    /// still leaves the user's sets. A user left without connections goes offline. Their rooms
+    /// hear of it through the registry only: telling them here would fan out again from inside
+    /// a fan-out.
+    async fn prune(&self, tenant_id: &str, user_id: &str, connection_id: &str) -> Result<(), FanoutError> {
+        let offline = match self.presence.lookup(connection_id).await? {
+            Some(registered) => {
+                let age = Utc::now() - registered.connected_at;
+                if age < chrono::Duration::from_std(self.prune_grace).unwrap_or_default() {
+                    return Ok(());
+                }
+                tracing::info!(connection_id, "pruning gone connection");
+                matches!(self.presence.unregister(connection_id).await?, Some((_, true)))
+            }
+            // An announcement's posts have no owner to look in.
+            None if user_id.is_empty() => false,
+            None => {
+                tracing::info!(connection_id, "pruning a connection id left without its registration");
+                self.presence.forget(tenant_id, user_id, connection_id).await?
+            }
         };
-        if Utc::now() - registered.connected_at < chrono::Duration::from_std(self.prune_grace).unwrap_or_default() {
-            return Ok(());
-        }
-        tracing::info!(connection_id, "pruning gone connection");
-        if let Some((caller, true)) = self.presence.unregister(connection_id).await? {
-            self.store.clear_typing(&caller.tenant_id, &caller.user_id).await?;
+        if offline {
+            self.store.clear_typing(tenant_id, user_id).await?;
             let now = Utc::now();
-            self.store.seen(&caller, now).await?;
-            self.presence.set_status(&caller.tenant_id, &caller.user_id, false, now).await?;
+            self.store.last_seen_at(tenant_id, user_id, now).await?;
+            self.presence.set_status(tenant_id, user_id, false, now).await?;
         }
         Ok(())
     }

@@ -107,7 +107,31 @@ impl Presence {
             .ignore()
             .query_async(&mut self.redis.clone())
             .await?;
+        // A disconnect that ran meanwhile deleted the registration before removing the id from
+        // the sets: checked after adding, either order leaves no ghost (the sets live in other
+        // cluster slots than the registration, so one script cannot do both).
+        if !self.redis.clone().exists::<_, bool>(conn_key(&caller.connection_id)).await? {
+            self.forget(&caller.tenant_id, &caller.user_id, &caller.connection_id).await?;
+            return Ok(false);
+        }
         Ok(count == 1)
+    }
+
+    /// Takes a connection id out of every set, whether or not its registration is still there;
+    /// true when its user has no connection left.
+    pub async fn forget(&self, tenant_id: &str, user_id: &str, connection_id: &str) -> redis::RedisResult<bool> {
+        let user = user_conns_key(tenant_id, user_id);
+        let (remaining,): (i64,) = redis::pipe()
+            .srem(&user, connection_id)
+            .ignore()
+            .srem(ALL_CONNECTIONS, connection_id)
+            .ignore()
+            .srem(tenant_conns_key(tenant_id), connection_id)
+            .ignore()
+            .scard(&user)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(remaining == 0)
     }
 
     pub async fn lookup(&self, connection_id: &str) -> redis::RedisResult<Option<Registered>> {

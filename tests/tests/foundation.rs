@@ -364,6 +364,14 @@ async fn a_connection_that_answers_gone_is_pruned_during_fan_out() {
         .await
         .unwrap();
     let _: () = redis.sadd(&user_key, ghost).await.unwrap();
+    // And an id whose registration is already gone (a disconnect cut short between its steps):
+    // carol's only "connection", which kept her online for everyone.
+    alice.request(json!({ "type": "invite", "room_id": room, "user_ids": ["carol"] })).await;
+    bob.drain().await;
+    let carol_key = format!("chat:user:{{{}/carol}}:conns", app.tenant);
+    let _: () = redis.sadd(&carol_key, "HalfGoneConnection=").await.unwrap();
+    let before = alice.request(json!({ "type": "get_presence", "user_ids": ["carol"] })).await;
+    assert_eq!(before["users"][0]["status"], "online", "the ghost keeps carol online");
 
     alice.request(json!({ "type": "send_message", "room_id": room, "content": "anyone?" })).await;
     bob.expect("new_message").await;
@@ -372,6 +380,10 @@ async fn a_connection_that_answers_gone_is_pruned_during_fan_out() {
     let members: Vec<String> = redis.smembers(&user_key).await.unwrap();
     assert_eq!(members, vec![bob.connection_id.clone()]);
     assert!(!redis.exists::<_, bool>(&conn_key).await.unwrap());
+    assert!(!redis.exists::<_, bool>(&carol_key).await.unwrap(), "the id without a registration is gone too");
+    let after = alice.request(json!({ "type": "get_presence", "user_ids": ["carol"] })).await;
+    assert_eq!(after["users"][0]["status"], "offline", "{after}");
+    assert!(after["users"][0]["last_seen"].is_string());
 }
 
 #[tokio::test]
@@ -504,4 +516,24 @@ async fn a_reader_catching_up_during_concurrent_sends_gets_every_message_once_in
     let room_seqs: Vec<i64> = seen.iter().map(|m| m["room_seq"].as_i64().unwrap()).collect();
     assert_eq!(room_seqs, (1..=seen.len() as i64).collect::<Vec<_>>(), "room_seq without gaps");
     println!("catch-up: {} messages from {SENDERS} concurrent senders read in {rounds} rounds", got.len());
+}
+
+/// A disconnect that ran between a welcome's registration and its activation deleted the
+/// registration first: the activation must not put the id back into the sets.
+#[tokio::test]
+async fn an_activation_after_its_disconnect_leaves_no_ghost() {
+    let app = spawn_app().await;
+    let presence = shared::presence::Presence::new(app.redis().await);
+    let caller = shared::model::Caller {
+        connection_id: format!("Raced{}=", uuid::Uuid::new_v4().simple()),
+        tenant_id: app.tenant.clone(),
+        user_id: "dora".into(),
+        display_name: "Dora".into(),
+        roles: Vec::new(),
+    };
+    presence.register(&caller).await.unwrap();
+    assert!(presence.unregister(&caller.connection_id).await.unwrap().is_some(), "the disconnect");
+    assert!(!presence.activate(&caller).await.unwrap(), "not online");
+    assert_eq!(presence.online(&app.tenant, &["dora".to_string()]).await.unwrap(), [false]);
+    assert!(!presence.tenant_connections(&app.tenant).await.unwrap().contains(&caller.connection_id));
 }

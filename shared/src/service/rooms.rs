@@ -383,7 +383,7 @@ impl ChatService {
             .filter(|c| *c != caller.connection_id)
             .collect();
         let (posted, ()) = tokio::join!(
-            self.fanout.to_connections(endpoint, &connections, &payload),
+            self.fanout.to_connections(endpoint, &caller.tenant_id, &connections, &payload),
             self.publish(&caller.tenant_id, &[Channel::Global], &frame)
         );
         posted?;

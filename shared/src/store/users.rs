@@ -29,6 +29,20 @@ impl Store {
         Ok(())
     }
 
+    /// Records when a user was last seen, without touching their name (a connection pruned
+    /// without its registration has none to give).
+    pub async fn last_seen_at(&self, tenant_id: &str, user_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute_cached(
+                "INSERT INTO chat_users (tenant_id, user_id, last_seen_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at",
+                &[&tenant_id, &user_id, &at],
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Last-seen times of the users the chat has seen.
     pub async fn last_seen(
         &self,
