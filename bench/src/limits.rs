@@ -14,8 +14,16 @@ pub struct Limits {
     pub redis_ops_per_sec: f64,
 }
 
-fn env(name: &str) -> String {
+pub fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/dev.sh bench"))
+}
+
+/// Host and port of `REDIS_URL` (a single node).
+pub fn redis_address() -> (String, String) {
+    let redis = env("REDIS_URL");
+    let address = redis.trim_start_matches("redis://").trim_end_matches('/');
+    let (host, port) = address.rsplit_once(':').unwrap_or((address, "6379"));
+    (host.to_string(), port.to_string())
 }
 
 fn tool(name: &str) -> String {
@@ -58,11 +66,9 @@ pub async fn measure() -> Limits {
     let pg_inserts_per_sec = number_after(&String::from_utf8_lossy(&pgbench.stdout), "tps = ");
     client.batch_execute("DROP TABLE bench_insert").await.unwrap();
 
-    let redis = env("REDIS_URL");
-    let address = redis.trim_start_matches("redis://").trim_end_matches('/');
-    let (host, port) = address.rsplit_once(':').unwrap_or((address, "6379"));
+    let (host, port) = redis_address();
     let benchmark = Command::new("redis-benchmark")
-        .args(["-h", host, "-p", port, "-c", "50", "-n", "200000", "-t", "ping", "-q"])
+        .args(["-h", &host, "-p", &port, "-c", "50", "-n", "200000", "-t", "ping", "-q"])
         .output()
         .expect("run redis-benchmark");
     let text = String::from_utf8_lossy(&benchmark.stdout).replace('\r', "\n");

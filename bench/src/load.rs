@@ -4,7 +4,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::stream::{self, SplitSink, SplitStream};
+use futures::stream::{self, SplitStream};
 use futures::{SinkExt, StreamExt};
 use integration_tests::lambda::LocalLambda;
 use serde_json::{json, Value};
@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -75,19 +75,36 @@ impl Gateway {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
-    /// Waits until every closed connection has been through `$disconnect`, so the next
-    /// scenario does not share the machine with that work.
-    async fn settle(&self) {
+    /// Waits until every closed connection has been through `$disconnect` (`open` are still
+    /// held), so the next scenario does not share the machine with that work.
+    pub async fn settle(&self, open: usize) {
         let url = format!("http://127.0.0.1:{}/api/v1/chat/health", self.port);
         let deadline = Instant::now() + DEADLINE;
         while Instant::now() < deadline {
             let health: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
-            if health["active_connections"] == 0 {
+            if health["active_connections"] == open {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         eprintln!("bench: connections still open after {DEADLINE:?}");
+    }
+
+    /// Waits until the gateway uses next to no CPU: the follow-up work of what came before (such
+    /// as telling contacts that members came online) is over.
+    pub async fn idle(&self) {
+        let stat = format!("/proc/{}/stat", self.child.id().unwrap());
+        let deadline = Instant::now() + DEADLINE;
+        let mut used = cpu_ticks(&stat);
+        while Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = cpu_ticks(&stat);
+            if now - used <= 1 {
+                return;
+            }
+            used = now;
+        }
+        eprintln!("bench: gateway still busy after {DEADLINE:?}");
     }
 
     pub fn management_endpoint(&self) -> String {
@@ -104,7 +121,7 @@ impl Gateway {
         (ws, hello["connection_id"].as_str().unwrap().to_string())
     }
 
-    async fn connect_many(&self, tenant: &str, users: &[String]) -> Vec<(Ws, String)> {
+    pub async fn connect_many(&self, tenant: &str, users: &[String]) -> Vec<(Ws, String)> {
         let clients: Vec<_> = stream::iter(users).map(|u| self.connect(tenant, u)).buffered(100).collect().await;
         clients
     }
@@ -120,7 +137,7 @@ async fn next_frame(ws: &mut Ws) -> Value {
 }
 
 /// Sends a frame and reads until its reply (other frames are dropped).
-async fn request(ws: &mut Ws, mut frame: Value) -> Value {
+pub async fn request(ws: &mut Ws, mut frame: Value) -> Value {
     frame["request_id"] = json!("bench");
     ws.send(Message::Text(frame.to_string().into())).await.unwrap();
     loop {
@@ -131,12 +148,20 @@ async fn request(ws: &mut Ws, mut frame: Value) -> Value {
     }
 }
 
+#[derive(Default)]
 pub struct FanOut {
+    /// Stored and acknowledged.
+    pub messages: usize,
+    /// Sends answered with an error frame.
+    pub failed: usize,
     pub messages_per_sec: f64,
     pub deliveries_per_sec: f64,
     pub p50: Duration,
     pub p99: Duration,
     pub p999: Duration,
+    /// From sending to the sender's `message_sent` (the peer's load generator does not time these).
+    pub ack_p50: Duration,
+    pub ack_p99: Duration,
 }
 
 /// `rooms` rooms of `size` members; in each, `senders` members send `per_sender` messages each,
@@ -156,80 +181,120 @@ pub async fn fan_out(gateway: &Gateway, size: usize, senders: usize, per_sender:
         .await;
         room_ids.push(created["room"]["id"].as_str().expect("room created").to_string());
     }
-    let base = Instant::now();
-    let (latency_tx, mut latency_rx) = mpsc::unbounded_channel::<u64>();
-    let mut readers = Vec::new();
-    let mut writers = Vec::new();
-    for (i, (ws, _)) in clients.drain(..).enumerate() {
-        let (sink, stream): (SplitSink<Ws, Message>, SplitStream<Ws>) = ws.split();
-        let sends = i % size < senders;
-        let expected = senders * per_sender - if sends { per_sender } else { 0 };
-        let (ack_tx, ack_rx) = mpsc::unbounded_channel::<()>();
-        readers.push(tokio::spawn(read(
-            stream,
-            expected,
-            if sends { per_sender } else { 0 },
-            ack_tx,
-            latency_tx.clone(),
-            base,
-        )));
-        if sends {
-            writers.push((sink, ack_rx, room_ids[i / size].clone()));
-        }
-    }
-    drop(latency_tx);
-    let started = Instant::now();
-    let senders_done: Vec<_> = writers
+    let parts = clients
         .into_iter()
-        .map(|(mut sink, mut acks, room)| {
-            tokio::spawn(async move {
-                for _ in 0..per_sender {
-                    let sent = base.elapsed().as_micros();
-                    let frame = json!({ "type": "send_message", "room_id": room, "content": format!("bench:{sent}") });
-                    sink.send(Message::Text(frame.to_string().into())).await.unwrap();
-                    acks.recv().await.expect("acknowledgement");
-                }
-                sink
-            })
+        .enumerate()
+        .map(|(i, (ws, _))| {
+            let sends = i % size < senders;
+            Part {
+                ws,
+                sends_to: sends.then(|| room_ids[i / size].clone()),
+                deliveries: senders * per_sender - if sends { per_sender } else { 0 },
+            }
         })
         .collect();
-    let sinks = futures::future::join_all(senders_done).await;
-    futures::future::join_all(readers).await;
+    let (figures, clients) = exchange(parts, per_sender).await;
+    drop(clients);
+    gateway.settle(0).await;
+    figures
+}
+
+/// A client of an exchange: the room it sends to, if it sends, and how many deliveries it awaits.
+pub struct Part {
+    pub ws: Ws,
+    pub sends_to: Option<String>,
+    pub deliveries: usize,
+}
+
+/// Each sender sends `per_sender` messages, each after the previous one's answer (its
+/// acknowledgement or an error); every client reads until its deliveries have arrived (or
+/// `DEADLINE`). Delivery latency is from sending to arrival, ack latency from sending to
+/// `message_sent`. Gives the sockets back, in order, for the next scenario.
+pub async fn exchange(parts: Vec<Part>, per_sender: usize) -> (FanOut, Vec<Ws>) {
+    let base = Instant::now();
+    let (latency_tx, mut latency_rx) = mpsc::unbounded_channel::<u64>();
+    let mut clients = Vec::new();
+    for Part { ws, sends_to, deliveries } in parts {
+        let (sink, stream) = ws.split();
+        let (answer_tx, answers) = mpsc::unbounded_channel::<bool>();
+        let sends = if sends_to.is_some() { per_sender } else { 0 };
+        let reader = tokio::spawn(read(stream, deliveries, sends, answer_tx, latency_tx.clone(), base));
+        clients.push((sink, sends_to, answers, reader));
+    }
+    drop(latency_tx);
+    // Every reader runs before the first message goes out.
+    let started = Instant::now();
+    let clients = clients.into_iter().map(|(mut sink, sends_to, mut answers, reader)| {
+        tokio::spawn(async move {
+            let (mut ack_latencies, mut failed) = (Vec::new(), 0);
+            if let Some(room) = sends_to {
+                for _ in 0..per_sender {
+                    let sent = base.elapsed().as_micros() as u64;
+                    let frame = json!({ "type": "send_message", "room_id": room, "content": format!("bench:{sent}") });
+                    sink.send(Message::Text(frame.to_string().into())).await.unwrap();
+                    match answers.recv().await {
+                        Some(true) => ack_latencies.push(base.elapsed().as_micros() as u64 - sent),
+                        Some(false) => failed += 1,
+                        // The reader gave up waiting.
+                        None => break,
+                    }
+                }
+            }
+            let stream = reader.await.unwrap();
+            (sink.reunite(stream).unwrap(), ack_latencies, failed)
+        })
+    });
+    let (mut sockets, mut acks, mut failed) = (Vec::new(), Vec::new(), 0);
+    for client in futures::future::join_all(clients).await {
+        let (ws, latencies, errors) = client.unwrap();
+        sockets.push(ws);
+        acks.extend(latencies);
+        failed += errors;
+    }
     let elapsed = started.elapsed().as_secs_f64();
-    drop(sinks);
-    gateway.settle().await;
     let mut latencies = Vec::new();
     while let Ok(l) = latency_rx.try_recv() {
         latencies.push(l);
     }
     latencies.sort_unstable();
-    let at = |q: f64| {
-        Duration::from_micros(latencies.get(((latencies.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0))
-    };
-    FanOut {
-        messages_per_sec: (rooms * senders * per_sender) as f64 / elapsed,
+    acks.sort_unstable();
+    let figures = FanOut {
+        messages: acks.len(),
+        failed,
+        messages_per_sec: acks.len() as f64 / elapsed,
         deliveries_per_sec: latencies.len() as f64 / elapsed,
-        p50: at(0.5),
-        p99: at(0.99),
-        p999: at(0.999),
-    }
+        p50: quantile(&latencies, 0.5),
+        p99: quantile(&latencies, 0.99),
+        p999: quantile(&latencies, 0.999),
+        ack_p50: quantile(&acks, 0.5),
+        ack_p99: quantile(&acks, 0.99),
+    };
+    (figures, sockets)
 }
 
+/// The `q` quantile (nearest rank) of sorted latencies in microseconds: of 3, p99 is the largest.
+fn quantile(sorted: &[u64], q: f64) -> Duration {
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    Duration::from_micros(sorted.get(rank.saturating_sub(1)).copied().unwrap_or(0))
+}
+
+/// Reads until the deliveries and the answers to its sends (acknowledgement: true, error: false)
+/// have arrived (or `DEADLINE`), then gives the stream back.
 async fn read(
     mut stream: SplitStream<Ws>,
     deliveries: usize,
-    acks: usize,
-    ack_tx: mpsc::UnboundedSender<()>,
+    answers: usize,
+    answer_tx: mpsc::UnboundedSender<bool>,
     latency_tx: mpsc::UnboundedSender<u64>,
     base: Instant,
-) {
-    let (mut delivered, mut acked) = (0, 0);
+) -> SplitStream<Ws> {
+    let (mut delivered, mut answered) = (0, 0);
     let deadline = tokio::time::sleep(DEADLINE);
     tokio::pin!(deadline);
-    while delivered < deliveries || acked < acks {
+    while delivered < deliveries || answered < answers {
         let frame = tokio::select! {
             frame = stream.next() => frame,
-            _ = &mut deadline => { eprintln!("bench: gave up waiting ({delivered}/{deliveries} delivered)"); return; }
+            _ = &mut deadline => { eprintln!("bench: gave up waiting ({delivered}/{deliveries} delivered)"); break; }
         };
         let Some(Ok(Message::Text(text))) = frame else { continue };
         let frame: Value = serde_json::from_str(&text).unwrap();
@@ -242,13 +307,18 @@ async fn read(
                 }
             }
             Some("message_sent") => {
-                acked += 1;
-                let _ = ack_tx.send(());
+                answered += 1;
+                let _ = answer_tx.send(true);
             }
-            Some("error") => eprintln!("bench: error frame {frame}"),
+            Some("error") => {
+                eprintln!("bench: error frame {frame}");
+                answered += 1;
+                let _ = answer_tx.send(false);
+            }
             _ => {}
         }
     }
+    stream
 }
 
 pub struct Idle {
@@ -267,7 +337,7 @@ pub async fn idle_connections(gateway: &Gateway, count: usize) -> Idle {
     let after = gateway.rss_kib();
     let held = clients.len();
     drop(clients);
-    gateway.settle().await;
+    gateway.settle(0).await;
     Idle { held, rss_per_connection_kib: (after - before) / held as f64, opened_per_sec }
 }
 
@@ -277,11 +347,15 @@ pub struct Cost {
     pub allocations: f64,
 }
 
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+/// User and system CPU time, in clock ticks (10 ms), from a `/proc/.../stat` file.
+fn cpu_ticks(stat: &str) -> u64 {
+    let stat = std::fs::read_to_string(stat).unwrap();
     let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_millis(ticks * 10)
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn thread_cpu() -> Duration {
+    Duration::from_millis(cpu_ticks("/proc/thread-self/stat") * 10)
 }
 
 /// The message-route handler called in-process on a thread of its own, for a send_message in a

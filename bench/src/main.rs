@@ -1,11 +1,19 @@
 //! The benchmark: our figures beside the physical limits measured in the same run, as ratios.
 //! Run it with `scripts/dev.sh bench` (services, release build, pgbench and redis-benchmark).
-//! Scenario sizes come from the environment (see README, "Benchmarks").
+//! Scenario sizes come from the environment (see README, "Benchmarks"), and for the write-path
+//! section (0 skips a scenario):
+//!   BENCH_WRITE_ROOMS       room sizes, comma-separated (default 10,100,1000,10000): messages
+//!                           with only the senders connected, rows/WAL/Redis commands per message
+//!   BENCH_CONNECTED_MAX     the largest of those rooms measured again with every member
+//!                           connected (default 10000; skipped when file descriptors are short)
+//!   BENCH_WRITE_CONCURRENT  concurrent senders, each in a room of 10 of its own (default 32)
+//!   BENCH_WRITE_PATH_ONLY=1 only the limits and the write-path section
 
 mod alloc;
 mod limits;
 mod load;
 mod peer;
+mod write_path;
 
 use std::time::Duration;
 
@@ -27,7 +35,7 @@ fn env_or(name: &str, default: usize) -> usize {
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let rows = runtime.block_on(run());
-    let widths = [38, 50, 60, 16];
+    let widths = [48, 50, 60, 16];
     let line = |cells: [&str; 4]| {
         let padded: Vec<String> = cells.iter().zip(widths).map(|(c, w)| format!("{c:<w$}")).collect();
         println!("| {} |", padded.join(" | "));
@@ -44,10 +52,25 @@ async fn run() -> Vec<Row> {
     let mut rows = Vec::new();
     let limits = limits::measure().await;
     let gateway = load::Gateway::start().await;
+    if std::env::var_os("BENCH_WRITE_PATH_ONLY").is_none() {
+        fan_out_rows(&gateway, &limits, &mut rows).await;
+        if std::env::var_os("BENCH_FANOUT_ONLY").is_some() {
+            gateway.stop().await;
+            return rows;
+        }
+        invocation_rows(&gateway, &limits, &mut rows).await;
+    }
+    write_path::rows(&gateway, &limits, &mut rows).await;
+    gateway.stop().await;
+    rows
+}
+
+/// Idle connections, then the fan-out scenarios beside the Socket.IO peer.
+async fn fan_out_rows(gateway: &load::Gateway, limits: &limits::Limits, rows: &mut Vec<Row>) {
     // First, while the gateway's memory holds nothing else.
     let idle_count = env_or("BENCH_IDLE", 10_000);
     if idle_count > 0 {
-        let idle = load::idle_connections(&gateway, idle_count).await;
+        let idle = load::idle_connections(gateway, idle_count).await;
         rows.push(Row {
             scenario: format!("idle connections held ({})", idle.held),
             ours: format!("{:.1} KiB RSS each", idle.rss_per_connection_kib),
@@ -69,7 +92,7 @@ async fn run() -> Vec<Row> {
         if size * rooms == 0 {
             continue;
         }
-        let ours = load::fan_out(&gateway, size, senders, per_sender, rooms).await;
+        let ours = load::fan_out(gateway, size, senders, per_sender, rooms).await;
         let theirs = peer.fan_out(size, senders, per_sender, rooms).await;
         let name =
             if rooms > 1 { format!("{rooms} rooms of {size}") } else { format!("room of {size}, {senders} senders") };
@@ -91,12 +114,11 @@ async fn run() -> Vec<Row> {
         });
     }
     peer.stop().await;
-    if std::env::var_os("BENCH_FANOUT_ONLY").is_some() {
-        gateway.stop().await;
-        return rows;
-    }
+}
 
-    let cost = load::invocation_cost(&gateway, env_or("BENCH_INVOCATIONS", 2000)).await;
+/// One invocation's cost, cold starts, Redis round trips, and the 1:1 exchange beside a bare echo.
+async fn invocation_rows(gateway: &load::Gateway, limits: &limits::Limits, rows: &mut Vec<Row>) {
+    let cost = load::invocation_cost(gateway, env_or("BENCH_INVOCATIONS", 2000)).await;
     rows.push(Row {
         scenario: "message-route invocation".into(),
         ours: format!("{:.2} ms CPU, {:.0} allocs", cost.cpu_ms, cost.allocations),
@@ -104,7 +126,7 @@ async fn run() -> Vec<Row> {
         ratio: String::new(),
     });
 
-    for (name, cold) in load::cold_starts(&gateway).await {
+    for (name, cold) in load::cold_starts(gateway).await {
         rows.push(Row {
             scenario: format!("cold start, {name}"),
             ours: ms(cold),
@@ -120,15 +142,13 @@ async fn run() -> Vec<Row> {
         ratio: String::new(),
     });
     let echo = limits::websocket_echo(env_or("BENCH_ECHO_CLIENTS", 50), 200).await;
-    let fan = load::fan_out(&gateway, 2, 1, 2000, 1).await;
+    let fan = load::fan_out(gateway, 2, 1, 2000, 1).await;
     rows.push(Row {
         scenario: "1:1 send→ack→deliver vs bare echo".into(),
         ours: format!("{:.0} msgs/s (stored, acked)", fan.messages_per_sec),
         reference: format!("{echo:.0} echoes/s bare axum"),
         ratio: format!("{:.3}", fan.messages_per_sec / echo),
     });
-    gateway.stop().await;
-    rows
 }
 
 fn fan_out_figures(f: &load::FanOut) -> String {

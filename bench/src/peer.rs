@@ -54,6 +54,7 @@ impl Peer {
             p50: us("p50_us"),
             p99: us("p99_us"),
             p999: us("p999_us"),
+            ..FanOut::default()
         }
     }
 
