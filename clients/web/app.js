@@ -8,7 +8,7 @@ const EMOJI = ["👍", "❤️", "😂", "🎉", "😮"];
 const state = {
   client: null,
   me: null,
-  rooms: new Map(), // room id -> { room, role, unread, mentions }
+  rooms: new Map(), // room id -> { room, role, unread, mentions, capped }
   current: null,
   messages: new Map(), // room id -> Map(message id -> message)
   hasOlder: new Map(),
@@ -91,15 +91,14 @@ function wire(client) {
   client.on("state", updateBanner);
   client.on("failed", show);
   client.on("connection", async (hello) => {
-    for (const u of hello.unread) setUnread(u);
+    for (const roomId of state.rooms.keys()) setUnread(unreadIn(hello.unread, roomId));
     await refreshRooms();
     if (state.current) markRead(state.current);
   });
-  client.on("new_message", ({ message, unread }) => {
+  client.on("new_message", ({ message }) => {
     addMessages(message.room_id, [message]);
     if (message.room_id === state.current && document.visibilityState === "visible") markRead(message.room_id);
-    else if (unread) setUnread(unread);
-    else if (message.sender_id !== state.me?.user_id && message.message_type !== "system") bump(message.room_id);
+    else if (message.sender_id !== state.me?.user_id && message.message_type !== "system") bump(message);
     clearTyping(message.room_id, message.sender_id);
     if (state.thread && message.reply_to === state.thread) openThread(state.thread);
     renderRooms();
@@ -112,10 +111,8 @@ function wire(client) {
   }
   client.on("message_deleted", (frame) => {
     updateMessage(frame.room_id, frame.message_id, (m) => ({ ...m, deleted_at: frame.deleted_at, content: "", attachments: [] }));
-    if (frame.unread) {
-      setUnread(frame.unread);
-      renderRooms();
-    }
+    // Only the server knows whether it was one of the unread (from the read position).
+    if (state.rooms.get(frame.room_id)?.unread > 0) refreshUnread(frame.room_id).catch(show);
   });
   client.on("typing_start", ({ room_id, user_id, display_name }) => {
     if (!state.typing.has(room_id)) state.typing.set(room_id, new Map());
@@ -129,6 +126,8 @@ function wire(client) {
     renderRooms();
   });
   client.on("messages_read", ({ room_id, user_id, message_ids }) => {
+    // Read on another device of mine.
+    if (user_id === state.me?.user_id && state.rooms.get(room_id)?.unread > 0) refreshUnread(room_id).catch(show);
     const messages = state.messages.get(room_id);
     const seqs = message_ids.map((id) => messages?.get(id)?.seq ?? 0);
     const newest = seqs.length ? Math.max(...seqs) : Math.max(0, ...[...(messages?.values() ?? [])].map((m) => m.seq));
@@ -156,29 +155,46 @@ async function refreshRooms() {
       ...summary,
       unread: known?.unread ?? summary.unread_count,
       mentions: known?.mentions ?? summary.mention_count,
+      capped: known?.capped ?? summary.capped,
     });
   }
   renderRooms();
 }
 
-function setUnread({ room_id, unread_count, mention_count }) {
+function setUnread({ room_id, unread_count, mention_count, capped }) {
   const entry = state.rooms.get(room_id);
   if (entry) {
     entry.unread = unread_count;
     entry.mentions = mention_count;
+    entry.capped = capped;
   }
 }
 
-function bump(roomId) {
-  const entry = state.rooms.get(roomId);
-  if (entry) entry.unread += 1;
+// new_message carries no counts: each one from someone else adds one (a capped count stays "1000+").
+function bump(message) {
+  const entry = state.rooms.get(message.room_id);
+  if (!entry || entry.capped) return;
+  entry.unread += 1;
+  if (message.mentions.includes(state.me.user_id)) entry.mentions += 1;
+}
+
+// The connection frame and get_unread list the rooms with something unread: the rest have nothing.
+function unreadIn(list, roomId) {
+  return list.find((u) => u.room_id === roomId) ?? { room_id: roomId, unread_count: 0, mention_count: 0, capped: false };
+}
+
+async function refreshUnread(roomId) {
+  const { rooms } = await state.client.getUnread();
+  setUnread(unreadIn(rooms, roomId));
+  renderRooms();
 }
 
 function renderRooms() {
   const list = $("rooms");
   list.replaceChildren(
-    ...[...state.rooms.values()].map(({ room, unread, mentions }) => {
-      const badge = unread > 0 ? el("span", { class: `badge ${mentions > 0 ? "mention" : ""}`, text: String(unread), "data-testid": "badge" }) : null;
+    ...[...state.rooms.values()].map(({ room, unread, mentions, capped }) => {
+      const count = capped ? `${unread}+` : String(unread);
+      const badge = unread > 0 ? el("span", { class: `badge ${mentions > 0 ? "mention" : ""}`, text: count, "data-testid": "badge" }) : null;
       return el(
         "li",
         { class: room.id === state.current ? "active" : "", "data-room": room.id, onclick: () => openRoom(room.id) },
@@ -230,10 +246,20 @@ function renderMembers() {
 let reading = null;
 function markRead(roomId) {
   const entry = state.rooms.get(roomId);
-  if (entry) entry.unread = entry.mentions = 0;
+  if (entry) {
+    entry.unread = entry.mentions = 0;
+    entry.capped = false;
+  }
   renderRooms();
   clearTimeout(reading);
-  reading = setTimeout(() => state.client.markRead(roomId).catch(show), 150);
+  reading = setTimeout(async () => {
+    try {
+      setUnread(await state.client.markRead(roomId));
+      renderRooms();
+    } catch (error) {
+      show(error);
+    }
+  }, 150);
 }
 
 // ---- messages ----

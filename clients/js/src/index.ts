@@ -1,6 +1,7 @@
 // A typed client for the chat backend: request/reply over one WebSocket, typed events,
 // automatic reconnection with exponential backoff and full jitter, rejoin and catch-up of
-// missed messages (no gaps, no duplicates), and a queue for frames sent while disconnected.
+// missed messages (no gaps, no duplicates), gap detection on `room_seq` while connected, and a
+// queue for frames sent while disconnected.
 
 import type {
   CreateRoomOptions,
@@ -67,6 +68,7 @@ interface ClientEvents {
 
 type Handler<T> = (payload: T) => void;
 type FrameOf<T extends ServerFrameType> = ServerFrame<T>;
+type NewMessage = FrameOf<"new_message">;
 
 interface Pending {
   text: string;
@@ -79,6 +81,7 @@ interface Pending {
 
 const OPEN = 1;
 const SEEN_LIMIT = 10_000;
+const bySeq = (a: NewMessage, b: NewMessage) => a.message.seq - b.message.seq;
 
 export class ChatClient {
   private readonly options: Required<Omit<ChatClientOptions, "WebSocket">> & { WebSocket: SocketFactory };
@@ -95,8 +98,12 @@ export class ChatClient {
   private welcomed: ((frame: FrameOf<"connection">) => void) | null = null;
   /** Rooms this client joined or created, rejoined after a reconnect. */
   private readonly rooms = new Set<string>();
-  /** The newest `seq` seen per room: where the catch-up starts. */
+  /** The newest `seq` seen per room: where a catch-up or a gap fill starts. */
   private readonly lastSeq = new Map<string, number>();
+  /** The newest `room_seq` seen per room: a live message more than one past it means some were missed. */
+  private readonly lastRoomSeq = new Map<string, number>();
+  /** Rooms whose missed messages are being fetched, with the live messages held back meanwhile. */
+  private readonly fills = new Map<string, NewMessage[]>();
   /** Message ids already emitted, so a catch-up never repeats one. */
   private readonly seen = new Set<string>();
   /** True until the first connection frame of the current socket has arrived and catch-up is done. */
@@ -234,12 +241,24 @@ export class ChatClient {
       }
       return;
     }
-    if (frame.type === "new_message") {
-      const message = (frame as FrameOf<"new_message">).message;
-      if (this.seen.has(message.id)) return;
-      this.remember(message);
-    }
-    this.emit(frame.type, frame);
+    if (frame.type === "new_message") this.arrive(frame as NewMessage);
+    else this.emit(frame.type, frame);
+  }
+
+  /** A live message: emitted unless already seen, held while its room is being filled; one that
+   * skips `room_seq` ahead starts a fill and goes out after the messages it missed. */
+  private arrive(frame: NewMessage): void {
+    const { message } = frame;
+    if (this.seen.has(message.id)) return;
+    const held = this.fills.get(message.room_id);
+    if (held) held.push(frame);
+    else if (this.skipsAhead(message)) this.startFill(message.room_id, [frame]);
+    else this.deliver(frame);
+  }
+
+  private deliver(frame: NewMessage): void {
+    this.remember(frame.message);
+    this.emit("new_message", frame);
   }
 
   /** Keeps the rooms joined and the newest messages seen, for the catch-up after a reconnect. */
@@ -253,9 +272,14 @@ export class ChatClient {
       case "room_left":
         this.rooms.delete((frame as FrameOf<"room_left">).room_id);
         break;
-      case "message_sent":
-        this.remember((frame as FrameOf<"message_sent">).message);
+      case "message_sent": {
+        const { message } = frame as FrameOf<"message_sent">;
+        // Our own message skipping ahead: others' before it were missed (the fill starts from
+        // the `seq` seen before it).
+        if (this.skipsAhead(message)) this.startFill(message.room_id, []);
+        this.remember(message);
         break;
+      }
       case "history":
         for (const message of (frame as FrameOf<"history">).messages) this.noteSeq(message);
         break;
@@ -265,6 +289,12 @@ export class ChatClient {
   private noteSeq(message: Message): void {
     this.rooms.add(message.room_id);
     if ((this.lastSeq.get(message.room_id) ?? 0) < message.seq) this.lastSeq.set(message.room_id, message.seq);
+    if ((this.lastRoomSeq.get(message.room_id) ?? 0) < message.room_seq) this.lastRoomSeq.set(message.room_id, message.room_seq);
+  }
+
+  /** Whether `message` is more than one past `last` (a `room_seq` seen implies a `seq` seen to fill from). */
+  private skipsAhead(message: Message, last = this.lastRoomSeq.get(message.room_id)): boolean {
+    return last !== undefined && message.room_seq > last + 1;
   }
 
   private remember(message: Message): void {
@@ -284,7 +314,7 @@ export class ChatClient {
       for (const room of [...this.rooms]) {
         try {
           await this.call({ type: "join_room", room_id: room }, true);
-          await this.catchUp(room);
+          await this.fill(room);
         } catch (error) {
           if (!(error instanceof ChatError) || error.code === "closed") return;
           this.rooms.delete(room);
@@ -298,18 +328,53 @@ export class ChatClient {
     this.emit("connection", frame);
   }
 
-  private async catchUp(room: string): Promise<void> {
-    for (;;) {
-      const after = this.lastSeq.get(room);
-      if (after === undefined) return;
-      const page = (await this.call({ type: "get_history", room_id: room, after: String(after), limit: 100 }, true)) as FrameOf<"history">;
-      for (const message of page.messages) {
-        if (this.seen.has(message.id)) continue;
-        this.remember(message);
-        this.emit("new_message", { type: "new_message", message });
+  private startFill(room: string, held: NewMessage[]): void {
+    this.fill(room, held).catch(() => {
+      /* what was held went out; the next gap or reconnect fetches again */
+    });
+  }
+
+  /** Fetches what a room missed after the newest `seq` seen and emits it, then the live messages
+   * held meanwhile, all in `seq` order. One fill per room at a time: a running one covers a
+   * later call (a request of it cut by a disconnect goes again after the reconnect). */
+  private async fill(room: string, held: NewMessage[] = []): Promise<void> {
+    let after = this.lastSeq.get(room);
+    if (after === undefined || this.fills.has(room)) return;
+    this.fills.set(room, held);
+    try {
+      for (;;) {
+        const known = held.length;
+        after = await this.fetchAfter(room, after);
+        // Again only for a message that came during the fetch and still skips ahead: one sent
+        // after the fetch read may be missing. A gap the fetch should have closed is a hole
+        // history cannot fill (a lost send race), not worth asking again.
+        if (held.length === known || !this.skipsIn(room, held)) break;
       }
-      if (!page.has_more || page.messages.length === 0) return;
+    } finally {
+      this.fills.delete(room);
+      for (const frame of held.sort(bySeq)) if (!this.seen.has(frame.message.id)) this.deliver(frame);
     }
+  }
+
+  /** Emits the room's unseen messages after `after`, page by page; returns the newest `seq`. */
+  private async fetchAfter(room: string, after: number): Promise<number> {
+    for (;;) {
+      const page = (await this.call({ type: "get_history", room_id: room, after: String(after), limit: 100 }, true)) as FrameOf<"history">;
+      for (const message of page.messages) if (!this.seen.has(message.id)) this.deliver({ type: "new_message", message });
+      after = page.messages.at(-1)?.seq ?? after;
+      if (!page.has_more || page.messages.length === 0) return after;
+    }
+  }
+
+  /** Whether the held messages not seen yet still skip a `room_seq`. */
+  private skipsIn(room: string, held: NewMessage[]): boolean {
+    let last = this.lastRoomSeq.get(room);
+    for (const { message } of held.sort(bySeq)) {
+      if (this.seen.has(message.id)) continue;
+      if (this.skipsAhead(message, last)) return true;
+      last = Math.max(last ?? 0, message.room_seq);
+    }
+    return false;
   }
 
   /** Sends a frame and resolves with its reply (rejects with ChatError on an error frame). */

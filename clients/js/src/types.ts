@@ -37,7 +37,11 @@ export interface Reaction {
 
 export interface Message {
   id: string;
+  /** The history cursor. Within a room messages commit in `seq` order: sort by it for order. */
   seq: number;
+  /** The message's number in its room, 1, 2, 3, … without gaps (0 for messages archived before
+   * it existed): a jump means messages were missed. */
+  room_seq: number;
   room_id: string;
   sender_id: string;
   sender_name: string | null;
@@ -59,13 +63,14 @@ export interface Unread {
   room_id: string;
   unread_count: number;
   mention_count: number;
+  /** A count stopped at 1000: there are at least that many ("1000+"). */
+  capped: boolean;
 }
 
-export interface RoomSummary {
+/** A room of `list_rooms`, with the caller's unread state in it. */
+export interface RoomSummary extends Unread {
   room: Room;
   role: Role | null;
-  unread_count: number;
-  mention_count: number;
   participant_count: number;
 }
 
@@ -115,9 +120,10 @@ export interface ServerFrames {
   user_banned: { room_id: string; user_id: string; by: string; reason: string | null };
   user_unbanned: { room_id: string; user_id: string; by: string };
   message_sent: { message: Message; duplicate: boolean };
-  new_message: { message: Message; unread?: Unread };
+  /** The same for every recipient: no counts (count them, or ask `get_unread`). */
+  new_message: { message: Message };
   message_edited: { message: Message };
-  message_deleted: { room_id: string; message_id: string; deleted_by: string; deleted_at: string; unread?: Unread };
+  message_deleted: { room_id: string; message_id: string; deleted_by: string; deleted_at: string };
   edit_history: { message_id: string; current: Message; versions: Edit[] };
   reaction_added: { room_id: string; message_id: string; user_id: string; emoji: string; reactions: Reaction[] };
   reaction_removed: { room_id: string; message_id: string; user_id: string; emoji: string; reactions: Reaction[] };
@@ -125,7 +131,7 @@ export interface ServerFrames {
   receipts: { message_id: string; delivered: Receipt[]; read: Receipt[] };
   typing_start: { room_id: string; user_id: string; display_name: string };
   typing_stop: { room_id: string; user_id: string };
-  read_marked: { room_id: string; message_ids: string[]; unread_count: number; mention_count: number };
+  read_marked: { room_id: string; message_ids: string[]; unread_count: number; mention_count: number; capped: boolean };
   messages_read: { room_id: string; user_id: string; message_ids: string[]; read_at: string };
   unread: { rooms: Unread[] };
   history: { room_id: string; messages: Message[]; has_more: boolean; next_cursor: string | null };

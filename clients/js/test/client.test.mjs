@@ -95,6 +95,51 @@ test("a forced disconnect mid-conversation ends with every message delivered exa
   proxy.close();
 });
 
+test("a dropped new_message is fetched when room_seq skips ahead, and emitted in seq order", async () => {
+  const t = tenant();
+  const proxy = new Proxy(gateway.port);
+  const proxied = `ws://127.0.0.1:${await proxy.listen()}/api/v1/ws/chat`;
+  const alice = await client(proxied, await gateway.token("alice", t));
+  const bob = await client(gateway.ws, await gateway.token("bob", t));
+  const { room } = await bob.createRoom({ name: "Lossy", room_type: "group", participants: ["alice"] });
+  const byAlice = [];
+  alice.on("new_message", ({ message }) => byAlice.push(message));
+  const toBob = [];
+  bob.on("new_message", (frame) => toBob.push(frame));
+  const contents = () => byAlice.filter((m) => m.sender_id === "bob").map((m) => m.content);
+  const lost = (content) => proxy.dropNext((f) => f.type === "new_message" && f.message.content === content);
+
+  await bob.sendMessage(room.id, "m0");
+  await until(() => contents().length === 1, "m0");
+
+  // m1 never reaches alice; m2 skips a room_seq, so she fetches m1 and gets both, m1 first.
+  const m1 = lost("m1");
+  await bob.sendMessage(room.id, "m1");
+  assert.deepEqual(Object.keys(await m1).sort(), ["message", "type"], "the same bytes for everyone: no unread");
+  await bob.sendMessage(room.id, "m2");
+  await until(() => contents().length === 3, "m1 fetched after m2 showed the gap");
+  assert.deepEqual(contents(), ["m0", "m1", "m2"]);
+
+  // m3 never reaches alice; her own next message skips a room_seq too.
+  const m3 = lost("m3");
+  await bob.sendMessage(room.id, "m3");
+  await m3;
+  await alice.sendMessage(room.id, "a4");
+  await until(() => contents().length === 4, "m3 fetched after alice's own message showed the gap");
+  assert.deepEqual(contents(), ["m0", "m1", "m2", "m3"]);
+
+  const roomSeqs = byAlice.map((m) => m.room_seq);
+  assert.deepEqual(roomSeqs, [...roomSeqs].sort((a, b) => a - b), "emitted in order");
+  assert.equal(new Set(byAlice.map((m) => m.id)).size, byAlice.length, "each once");
+  await until(() => toBob.length === 1, "alice's message to bob");
+  assert.equal(toBob[0].message.content, "a4");
+  assert.equal(toBob[0].message.room_seq, roomSeqs.at(-1) + 1);
+  assert.ok(!("unread" in toBob[0]), "new_message carries no unread");
+  alice.close();
+  bob.close();
+  proxy.close();
+});
+
 test("rate limits come back as typed errors with the time to wait", async () => {
   const limited = await Gateway.start({ RATE_LIMIT_MESSAGES: "0.001/2" });
   try {

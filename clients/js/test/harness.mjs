@@ -1,5 +1,6 @@
 // Test helpers: the real local gateway binary on a free port (restartable on the same port),
-// development tokens, and a TCP proxy that can drop connections like a network failure.
+// development tokens, and a TCP proxy that can drop connections like a network failure, or
+// single frames.
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import net from "node:net";
@@ -119,21 +120,91 @@ export class Gateway {
   }
 }
 
-/** A TCP proxy to `port` that can go down (dropping every connection) and come back. */
+/** The length and, for a whole unfragmented text frame, the text of the WebSocket frame at the
+ * start of `bytes`; null until it is complete. */
+function frameAt(bytes) {
+  if (bytes.length < 2) return null;
+  let length = bytes[1] & 0x7f;
+  let offset = 2;
+  if (length === 126) {
+    if (bytes.length < 4) return null;
+    length = bytes.readUInt16BE(2);
+    offset = 4;
+  } else if (length === 127) {
+    if (bytes.length < 10) return null;
+    length = Number(bytes.readBigUInt64BE(2));
+    offset = 10;
+  }
+  if (bytes[1] & 0x80) offset += 4;
+  if (bytes.length < offset + length) return null;
+  return { size: offset + length, text: bytes[0] === 0x81 ? bytes.toString("utf8", offset, offset + length) : null };
+}
+
+/** A TCP proxy to `port` that can go down (dropping every connection) and come back, and drop
+ * chosen frames from the server (a post that never arrived). While it is down, connection
+ * attempts hang until it is back, as they do in a network outage (refused at once, they would
+ * count as refusals and make the client give up when the outage outlasts three of them). */
 export class Proxy {
   constructor(port) {
+    this.port = port;
     this.sockets = new Set();
     this.down = false;
+    this.waiting = [];
+    this.drops = [];
     this.server = net.createServer((client) => {
-      if (this.down) return client.destroy();
-      const upstream = net.connect(port, "127.0.0.1");
-      for (const socket of [client, upstream]) {
-        this.sockets.add(socket);
-        socket.on("close", () => this.sockets.delete(socket));
-        socket.on("error", () => {});
-      }
-      client.pipe(upstream).pipe(client);
+      this.track(client);
+      if (this.down) this.waiting.push(client);
+      else this.connect(client);
     });
+  }
+
+  track(socket) {
+    this.sockets.add(socket);
+    socket.on("close", () => this.sockets.delete(socket));
+    socket.on("error", () => {});
+  }
+
+  connect(client) {
+    const upstream = net.connect(this.port, "127.0.0.1");
+    this.track(upstream);
+    client.pipe(upstream);
+    this.relay(upstream, client);
+  }
+
+  /** Drops the next frame from the server for which `match(frame)` (parsed JSON) is true;
+   * resolves with that frame once dropped. */
+  dropNext(match) {
+    return new Promise((resolve) => this.drops.push({ match, resolve }));
+  }
+
+  /** Server to client: the HTTP upgrade response, then frames passed on whole unless dropped. */
+  relay(upstream, client) {
+    let pending = Buffer.alloc(0);
+    let upgraded = false;
+    upstream.on("data", (chunk) => {
+      pending = Buffer.concat([pending, chunk]);
+      if (!upgraded) {
+        const end = pending.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        upgraded = true;
+        client.write(pending.subarray(0, end + 4));
+        pending = pending.subarray(end + 4);
+      }
+      for (let frame = frameAt(pending); frame; frame = frameAt(pending)) {
+        if (!this.dropped(frame.text)) client.write(pending.subarray(0, frame.size));
+        pending = pending.subarray(frame.size);
+      }
+    });
+    upstream.on("end", () => client.end());
+  }
+
+  dropped(text) {
+    if (text === null || this.drops.length === 0) return false;
+    const frame = JSON.parse(text);
+    const index = this.drops.findIndex(({ match }) => match(frame));
+    if (index < 0) return false;
+    this.drops.splice(index, 1)[0].resolve(frame);
+    return true;
   }
 
   listen() {
@@ -147,6 +218,7 @@ export class Proxy {
 
   restore() {
     this.down = false;
+    for (const client of this.waiting.splice(0)) if (!client.destroyed) this.connect(client);
   }
 
   close() {
