@@ -244,8 +244,7 @@ struct Meter(tokio_postgres::Client);
 
 impl Meter {
     async fn connect() -> Self {
-        let (client, connection) =
-            tokio_postgres::connect(&limits::env("DATABASE_URL"), tokio_postgres::NoTls).await.expect("connect");
+        let (client, connection) = shared::store::connect_one(&limits::env("DATABASE_URL")).await.expect("connect");
         tokio::spawn(connection);
         Self(client)
     }
