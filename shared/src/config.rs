@@ -24,6 +24,11 @@ pub struct Config {
     /// (a Redis with a private CA).
     pub redis_ca_file: Option<String>,
     pub jwt_secret: String,
+    /// The `aud` and `iss` a token must carry; unset, they are not checked.
+    pub jwt_audience: Option<String>,
+    pub jwt_issuer: Option<String>,
+    /// Live connections one user may hold; the next `$connect` is refused.
+    pub max_connections_per_user: usize,
     /// Where PostToConnection goes. Unset on AWS: it is derived from each event's domain and stage.
     pub management_endpoint: Option<String>,
     pub aws_region: String,
@@ -74,6 +79,9 @@ impl Config {
             redis_url: required("REDIS_URL")?,
             redis_ca_file: optional("REDIS_CA_FILE"),
             jwt_secret: required("JWT_SECRET_KEY")?,
+            jwt_audience: optional("JWT_AUDIENCE"),
+            jwt_issuer: optional("JWT_ISSUER"),
+            max_connections_per_user: parsed("MAX_CONNECTIONS_PER_USER", 20)?,
             management_endpoint: optional("APIGW_MANAGEMENT_ENDPOINT"),
             aws_region: optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
             use_aws_credentials: optional("AWS_LAMBDA_FUNCTION_NAME").is_some()
@@ -104,6 +112,7 @@ impl Config {
                     connects_per_user: parsed("RATE_LIMIT_CONNECTS_PER_USER", d.connects_per_user)?,
                     connects_per_ip: parsed("RATE_LIMIT_CONNECTS_PER_IP", d.connects_per_ip)?,
                     http: parsed("RATE_LIMIT_HTTP", d.http)?,
+                    http_per_ip: parsed("RATE_LIMIT_HTTP_PER_IP", d.http_per_ip)?,
                 }
             },
         })
