@@ -644,3 +644,56 @@ async fn a_lambda_export_of_long_messages_stays_within_the_response_bound_and_mo
     assert_eq!((records, responses), (200, 2));
     println!("export: 200 records of 40 KB in {responses} responses of at most {bound} bytes");
 }
+
+/// This machine's address on its default route, if it has one (no packet is sent).
+fn non_loopback_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+#[tokio::test]
+async fn the_management_api_answers_only_to_this_machine_and_dev_tokens_stay_on_loopback() {
+    let mut config = test_config().await;
+    config.dev_tokens = true;
+    let exposed = gateway::start(config.clone(), "0.0.0.0:0".parse().unwrap()).await;
+    assert!(matches!(exposed, Err(gateway::GatewayError::DevTokensExposed(_))), "dev tokens on every interface");
+    config.dev_tokens = false;
+    let running = gateway::start(config.clone(), "0.0.0.0:0".parse().unwrap()).await.unwrap();
+    let port = running.addr.port();
+    let app = integration_tests::TestApp {
+        gateway: running,
+        tenant: format!("tenant-{}", uuid::Uuid::new_v4().simple()),
+        secret: config.jwt_secret.clone(),
+        database_url: config.database_url.clone(),
+    };
+    let mut alice = app.connect("alice").await;
+    let http = reqwest::Client::new();
+    let connection = alice.connection_id.clone();
+    let at = |host: &str| format!("http://{host}:{port}/local/@connections/{connection}");
+    let mut attempts = 0;
+    match non_loopback_address() {
+        Some(ip) => {
+            let outside = at(&ip.to_string());
+            let answers = [
+                http.post(&outside).body(r#"{"type":"pong"}"#).send().await.unwrap().status(),
+                http.get(&outside).send().await.unwrap().status(),
+                http.delete(&outside).send().await.unwrap().status(),
+            ];
+            assert_eq!(answers.map(|s| s.as_u16()), [403; 3], "from {ip}");
+            attempts += 3;
+            // Nothing was posted to alice, and she is still connected.
+            alice.assert_quiet().await;
+        }
+        None => println!("management: no non-loopback address on this machine, only loopback checked"),
+    }
+    let inside = at("127.0.0.1");
+    assert_eq!(http.get(&inside).send().await.unwrap().status(), 200);
+    assert_eq!(http.delete(&inside).send().await.unwrap().status(), 204);
+    let next = futures::StreamExt::next(&mut alice.ws).await;
+    assert!(
+        matches!(next, None | Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | Some(Err(_))),
+        "{next:?}"
+    );
+    println!("management: {attempts} calls from another address refused with 403; loopback served");
+}
