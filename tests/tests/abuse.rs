@@ -697,3 +697,61 @@ async fn the_management_api_answers_only_to_this_machine_and_dev_tokens_stay_on_
     );
     println!("management: {attempts} calls from another address refused with 403; loopback served");
 }
+
+#[tokio::test]
+async fn secrets_are_read_from_secrets_manager_at_cold_start() {
+    // The test command's moto server answers Secrets Manager on the S3 endpoint's port.
+    let Ok(endpoint) = std::env::var("S3_ENDPOINT") else {
+        println!("secrets: no local Secrets Manager (S3_ENDPOINT unset), nothing checked");
+        return;
+    };
+    let sdk = shared::aws::sdk_config_for("us-east-1", false).await;
+    let client = shared::secrets::client(&sdk, Some(&endpoint));
+    let create = |name: String, value: String| {
+        let client = client.clone();
+        async move {
+            let created = client.create_secret().name(name).secret_string(value).send().await.unwrap();
+            created.arn().unwrap().to_string()
+        }
+    };
+    let prefix = format!("chat-test/{}", uuid::Uuid::new_v4().simple());
+    let config = test_config().await;
+    let (jwt_secret, database_url) = (config.jwt_secret.clone(), config.database_url.clone());
+    // One secret holding the key alone, one holding a JSON object of settings (the template's form).
+    let plain = create(format!("{prefix}/jwt"), jwt_secret.clone()).await;
+    let settings = json!({ "DATABASE_URL": database_url, "REDIS_URL": "unused" }).to_string();
+    let object = create(format!("{prefix}/config"), settings).await;
+    let refs = |jwt: &str, db: &str| shared::config::SecretRefs {
+        jwt_secret: Some(jwt.to_string()),
+        database_url: Some(db.to_string()),
+        redis_url: None,
+        endpoint: Some(endpoint.clone()),
+    };
+    let blank = shared::Config { jwt_secret: String::new(), database_url: String::new(), ..config };
+
+    let loaded = blank.clone().with_secrets(&refs(&plain, &object)).await.unwrap();
+    assert_eq!(
+        (loaded.jwt_secret.as_str(), loaded.database_url.as_str()),
+        (jwt_secret.as_str(), database_url.as_str())
+    );
+    let mut app = spawn_app_with(loaded).await;
+    app.secret = jwt_secret;
+    let mut alice = app.connect("alice").await;
+    let room = app.room(&mut alice, &mut [], json!({})).await;
+    alice.request(json!({ "type": "send_message", "room_id": room, "content": "through secrets" })).await;
+    assert_eq!(app.scalar("SELECT count(*) FROM chat_messages WHERE content = 'through secrets'").await, 1);
+
+    let mut attempts = 0;
+    for (what, jwt, db) in [
+        ("a secret that does not exist", format!("{prefix}/missing"), object.clone()),
+        ("a JSON secret without the key", object.clone(), object.clone()),
+    ] {
+        let failed = blank.clone().with_secrets(&refs(&jwt, &db)).await;
+        assert!(matches!(failed, Err(shared::config::ConfigError::Secret { name: "JWT_SECRET_KEY", .. })), "{what}");
+        attempts += 1;
+    }
+    // Whatever path the configuration took, an empty key never verifies a token.
+    assert!(shared::ChatService::new(blank).await.is_err());
+    attempts += 1;
+    println!("secrets: read from Secrets Manager through the SDK; {attempts} missing or empty secrets refused");
+}

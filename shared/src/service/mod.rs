@@ -164,6 +164,10 @@ impl ChatService {
 
     /// Posts go where `connections` takes them (the local gateway's own queues).
     pub async fn with_connections(config: Config, connections: Arc<dyn Connections>) -> Result<Self, InitError> {
+        // Never an empty HMAC key, whatever path the configuration took.
+        if config.jwt_secret.is_empty() {
+            return Err(crate::config::ConfigError::Missing("JWT_SECRET_KEY").into());
+        }
         let store = Store::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
         let redis =
             RedisConn::connect(&config.redis_url, config.redis_ca_file.as_deref(), config.redis_timeout).await?;
@@ -181,8 +185,9 @@ impl ChatService {
         })
     }
 
+    /// The service at cold start, its secrets fetched from Secrets Manager when so configured.
     pub async fn from_env() -> Result<Self, InitError> {
-        Self::new(Config::from_env()?).await
+        Self::new(Config::load().await?).await
     }
 
     // ---- connection lifecycle ----
