@@ -205,7 +205,7 @@ async fn admins_export_rooms_and_tenants_as_json_lines_and_csv_with_everything_k
     // CSV: a header and one line per message, quoted per RFC 4180, formulas defused.
     let (status, headers, csv) = export(&app, &format!("room_id={room}&format=csv"), app.token("alice")).await;
     assert_eq!((status, headers["content-type"].to_str().unwrap()), (200, "text/csv; charset=utf-8"));
-    assert!(csv.starts_with("seq,id,room_id,sender_id,"), "{csv}");
+    assert!(csv.starts_with("seq,room_seq,id,room_id,sender_id,"), "{csv}");
     assert!(csv.contains(",\"'=HYPERLINK(\"\"http://evil\"\")\","), "{csv}");
     assert_eq!(csv.matches("\r\n").count(), 4);
 
