@@ -24,6 +24,9 @@ const PREFIX: &str = "/api/v1/chat";
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_SEARCH_RESULTS: u32 = 20;
 const MAX_QUERY_CHARS: usize = 256;
+/// API Gateway answers at most 10 MB and Lambda 6 MB: an export response of the http-api
+/// function stops before this many bytes and says where to resume.
+pub const MAX_EXPORT_RESPONSE_BYTES: usize = 5 * 1024 * 1024;
 
 pub struct HttpRequest {
     pub method: Method,
@@ -277,10 +280,6 @@ async fn export(
     let export = service.export(caller, room_id, format, after).await?;
     Ok(HttpResponse { status: 200, body: Body::Export(export), retry_after: None })
 }
-
-/// API Gateway answers at most 10 MB and Lambda 6 MB: an export response of the http-api
-/// function stops before this many bytes and says where to resume.
-pub const MAX_EXPORT_RESPONSE_BYTES: usize = 5 * 1024 * 1024;
 
 /// The export's records up to `max_bytes`, and the `seq` to resume after when cut short. It
 /// always holds at least one record, so asking again with `after` moves on even past a
