@@ -32,7 +32,7 @@ pub struct Gateway {
 impl Gateway {
     pub async fn start() -> Self {
         let secret = uuid::Uuid::new_v4().to_string();
-        let limits = ["MESSAGES", "TYPING", "FRAMES", "CONNECTS_PER_USER", "CONNECTS_PER_IP", "HTTP"];
+        let limits = ["MESSAGES", "TYPING", "FRAMES", "CONNECTS_PER_USER", "CONNECTS_PER_IP", "HTTP", "HTTP_PER_IP"];
         let mut command = Command::new(release_binary("local-gateway"));
         command
             .env("JWT_SECRET_KEY", &secret)
@@ -78,11 +78,16 @@ impl Gateway {
     /// Waits until every closed connection has been through `$disconnect` (`open` are still
     /// held), so the next scenario does not share the machine with that work.
     pub async fn settle(&self, open: usize) {
-        let url = format!("http://127.0.0.1:{}/api/v1/chat/health", self.port);
+        // Every tenant's connections: the registry itself (health says nothing of tenants).
+        let redis_url = std::env::var("REDIS_URL").expect("REDIS_URL");
+        let ca_file = std::env::var("REDIS_CA_FILE").ok();
+        let redis = shared::redis_conn::RedisConn::connect(&redis_url, ca_file.as_deref(), Duration::from_secs(5))
+            .await
+            .expect("redis");
+        let presence = shared::presence::Presence::new(redis);
         let deadline = Instant::now() + DEADLINE;
         while Instant::now() < deadline {
-            let health: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
-            if health["active_connections"] == open {
+            if presence.active_connections().await.expect("redis") == open as i64 {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;

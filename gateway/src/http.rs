@@ -1,25 +1,32 @@
 //! The chat API's HTTP routes, served by the shared handler as the http-api function serves them.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use shared::http_api::{self, Body, HttpRequest};
+use shared::http_api::{self, Body, HttpRequest, HttpResponse};
 
 use crate::Gateway;
 
 pub async fn chat_api(
     State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
-    let request = HttpRequest { method, path: uri.path().to_string(), query, headers };
-    let answer = http_api::handle(&gateway.service, request).await;
+    let source_ip = Some(peer.ip().to_string());
+    let request = HttpRequest { method, path: uri.path().to_string(), query, headers, source_ip };
+    respond(http_api::handle(&gateway.service, request).await)
+}
+
+/// An answer of the shared HTTP routes as axum's response; an export streams.
+pub fn respond(answer: HttpResponse) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match answer.body {
         Body::Json(json) => (status, [(header::CONTENT_TYPE, "application/json")], json).into_response(),

@@ -75,6 +75,11 @@ pub enum GatewayError {
     Bind(#[from] std::io::Error),
     #[error(transparent)]
     Init(#[from] shared::service::InitError),
+    #[error(
+        "DEV_TOKENS would hand a token for any user to anyone who reaches {0}: bind a loopback address \
+         (--host 127.0.0.1) or unset DEV_TOKENS"
+    )]
+    DevTokensExposed(std::net::IpAddr),
 }
 
 /// Binds `bind` (port 0 for a free one), points the handlers' management endpoint at itself
@@ -82,26 +87,31 @@ pub enum GatewayError {
 /// handlers post straight to the sockets' queues, or, with `GATEWAY_DELIVERY=sdk`, through the
 /// real SDK client and this gateway's `@connections` endpoint, as on AWS.
 pub async fn start(mut config: Config, bind: SocketAddr) -> Result<RunningGateway, GatewayError> {
+    if config.dev_tokens && !bind.ip().is_loopback() {
+        return Err(GatewayError::DevTokensExposed(bind.ip()));
+    }
     let listener = TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
     config.management_endpoint.get_or_insert_with(|| format!("http://{addr}/{STAGE}"));
     let sweep_every = config.typing_sweep_interval;
-    let web = web::routes(&config);
     let sockets = Arc::new(Sockets::default());
     let service = match config.gateway_delivery {
         GatewayDelivery::InProcess => ChatService::with_connections(config, sockets.clone()).await?,
         GatewayDelivery::Sdk => ChatService::new(config).await?,
     };
     let gateway = Arc::new(Gateway { service, domain_name: addr.to_string(), sockets });
-    let app = Router::new()
-        .route("/api/v1/ws/chat", get(websocket::upgrade))
-        .route("/api/v1/chat/{*rest}", any(http::chat_api))
+    let management = Router::new()
         .route(
             "/{stage}/@connections/{connection_id}",
             post(management::post_to_connection).get(management::get_connection).delete(management::delete_connection),
         )
+        .route_layer(axum::middleware::from_fn(management::loopback_only));
+    let app = Router::new()
+        .route("/api/v1/ws/chat", get(websocket::upgrade))
+        .route("/api/v1/chat/{*rest}", any(http::chat_api))
+        .merge(management)
         .with_state(gateway.clone())
-        .merge(web);
+        .merge(web::routes(gateway.clone()));
     let sweeper = gateway.clone();
     let task = tokio::spawn(async move {
         let sweep = async move {

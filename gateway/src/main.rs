@@ -31,7 +31,7 @@ async fn run(args: Vec<String>) -> Result<(), String> {
     let opts = options(rest)?;
     match command {
         "serve" => {
-            let config = Config::from_env().map_err(|e| e.to_string())?;
+            let config = Config::load().await.map_err(|e| e.to_string())?;
             let host = opts.get("host").map_or("127.0.0.1", String::as_str);
             let port = opts.get("port").map_or("8000", String::as_str);
             let bind: SocketAddr = format!("{host}:{port}").parse().map_err(|e| format!("bad address: {e}"))?;
@@ -44,7 +44,7 @@ async fn run(args: Vec<String>) -> Result<(), String> {
             Ok(())
         }
         "migrate" => {
-            let config = Config::from_env().map_err(|e| e.to_string())?;
+            let config = Config::load().await.map_err(|e| e.to_string())?;
             // Migrations may rewrite large tables: no statement timeout worth the name.
             let store = Store::connect(&config.database_url, 1, std::time::Duration::from_secs(3600))
                 .map_err(|e| e.to_string())?;

@@ -1,15 +1,27 @@
 //! The API Gateway Management API, as the real endpoint answers it, so the real SDK client works.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
 use crate::Gateway;
+
+/// Posting to and closing any connection is for the handlers on this machine only: API Gateway's
+/// own endpoint wants IAM-signed calls, which this one does not check, so other peers get 403.
+pub async fn loopback_only(ConnectInfo(peer): ConnectInfo<SocketAddr>, request: Request, next: Next) -> Response {
+    if peer.ip().to_canonical().is_loopback() {
+        return next.run(request).await;
+    }
+    let forbidden = Json(json!({ "message": "Forbidden" }));
+    (StatusCode::FORBIDDEN, [("x-amzn-ErrorType", "ForbiddenException")], forbidden).into_response()
+}
 
 /// API Gateway's answer for a connection that is not (or no longer) open.
 fn gone() -> Response {

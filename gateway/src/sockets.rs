@@ -87,8 +87,9 @@ impl Sockets {
     }
 }
 
-/// The handlers' posts when they run inside the gateway: straight to the socket's queue, with
-/// PostToConnection's semantics (the endpoint names this gateway, so it is not looked at).
+/// The handlers' posts and closes when they run inside the gateway: straight to the socket's
+/// queue, with PostToConnection's and DeleteConnection's semantics (the endpoint names this
+/// gateway, so it is not looked at).
 impl Connections for Sockets {
     fn post<'a>(
         &'a self,
@@ -97,5 +98,10 @@ impl Connections for Sockets {
         payload: Payload,
     ) -> BoxFuture<'a, Result<(), PostError>> {
         Box::pin(std::future::ready(Sockets::post(self, connection_id, payload)))
+    }
+
+    fn close<'a>(&'a self, _endpoint: &'a str, connection_id: &'a str) -> BoxFuture<'a, Result<(), PostError>> {
+        let closed = if Sockets::close(self, connection_id) { Ok(()) } else { Err(PostError::Gone) };
+        Box::pin(std::future::ready(closed))
     }
 }

@@ -26,6 +26,11 @@ impl Claims {
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.sub)
     }
+
+    /// When the token stops holding (`exp`), also during a session.
+    pub fn expires_at(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(self.exp, 0).unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,14 +52,44 @@ fn is_role_name(role: &str) -> bool {
         && role.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
-pub fn verify(token: &str, secret: &str) -> Result<Claims, AuthError> {
+/// Seconds of clock skew allowed between the token's issuer and this server.
+pub const LEEWAY_SECS: u64 = 5;
+
+/// Whether a token expiring at `expires_at` no longer holds (during a session: the same
+/// allowance for skew as at the door).
+pub fn has_expired(expires_at: chrono::DateTime<chrono::Utc>) -> bool {
+    expires_at + chrono::Duration::seconds(LEEWAY_SECS as i64) <= chrono::Utc::now()
+}
+
+/// What a token must say besides its signature and times: `aud` and `iss`, when configured
+/// (then required); unset, a token may carry any or none.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Expected<'a> {
+    pub audience: Option<&'a str>,
+    pub issuer: Option<&'a str>,
+}
+
+pub fn verify(token: &str, secret: &str, expected: Expected<'_>) -> Result<Claims, AuthError> {
     if token.is_empty() {
         return Err(AuthError::Missing);
     }
     let mut validation = Validation::new(Algorithm::HS256);
-    validation.leeway = 5;
+    validation.leeway = LEEWAY_SECS;
     validation.validate_nbf = true;
-    validation.set_required_spec_claims(&["exp", "sub"]);
+    let mut required = vec!["exp", "sub"];
+    match expected.audience {
+        Some(audience) => {
+            validation.set_audience(&[audience]);
+            required.push("aud");
+        }
+        // jsonwebtoken refuses any `aud` when none is expected; unset means not checked.
+        None => validation.validate_aud = false,
+    }
+    if let Some(issuer) = expected.issuer {
+        validation.set_issuer(&[issuer]);
+        required.push("iss");
+    }
+    validation.set_required_spec_claims(&required);
     let claims = decode::<Claims>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
         .map_err(|e| match e.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
@@ -115,17 +150,23 @@ mod tests {
     #[test]
     fn accepts_a_minted_token() {
         let token = mint(SECRET, "t1", "alice", Some("Alice"), 60);
-        let claims = verify(&token, SECRET).unwrap();
+        let claims = verify(&token, SECRET, Expected::default()).unwrap();
         assert_eq!((claims.sub.as_str(), claims.tenant_id.as_str()), ("alice", "t1"));
         assert_eq!(claims.display_name(), "Alice");
     }
 
     #[test]
     fn rejects_expired_forged_and_garbage() {
-        assert!(matches!(verify(&mint(SECRET, "t", "u", None, -60), SECRET), Err(AuthError::Expired)));
-        assert!(matches!(verify(&mint("other", "t", "u", None, 60), SECRET), Err(AuthError::Invalid(_))));
-        assert!(matches!(verify("not.a.jwt", SECRET), Err(AuthError::Invalid(_))));
-        assert!(matches!(verify("", SECRET), Err(AuthError::Missing)));
+        assert!(matches!(
+            verify(&mint(SECRET, "t", "u", None, -60), SECRET, Expected::default()),
+            Err(AuthError::Expired)
+        ));
+        assert!(matches!(
+            verify(&mint("other", "t", "u", None, 60), SECRET, Expected::default()),
+            Err(AuthError::Invalid(_))
+        ));
+        assert!(matches!(verify("not.a.jwt", SECRET, Expected::default()), Err(AuthError::Invalid(_))));
+        assert!(matches!(verify("", SECRET, Expected::default()), Err(AuthError::Missing)));
     }
 
     #[test]
@@ -133,21 +174,44 @@ mod tests {
         let claims = serde_json::json!({"sub": "u", "tenant_id": "t", "exp": chrono::Utc::now().timestamp() + 60});
         let hs512 =
             encode(&Header::new(Algorithm::HS512), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
-        assert!(verify(&hs512, SECRET).is_err());
+        assert!(verify(&hs512, SECRET, Expected::default()).is_err());
         // alg "none": header {"alg":"none","typ":"JWT"}, no signature.
         let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", base64url(&claims.to_string()));
-        assert!(verify(&none, SECRET).is_err());
+        assert!(verify(&none, SECRET, Expected::default()).is_err());
     }
 
     #[test]
     fn rejects_roles_with_separators_and_bad_names() {
-        let with_roles = |roles: &[&str]| verify(&mint_with_roles(SECRET, "t", "u", None, 60, roles), SECRET);
+        let with_roles =
+            |roles: &[&str]| verify(&mint_with_roles(SECRET, "t", "u", None, 60, roles), SECRET, Expected::default());
         assert_eq!(with_roles(&["admin", "support_agent"]).unwrap().roles, ["admin", "support_agent"]);
         for bad in ["x,admin", "admin ", "", "a\nb", "x;admin", &"r".repeat(65)] {
             assert!(matches!(with_roles(&[bad]), Err(AuthError::Invalid(_))), "{bad:?}");
         }
-        assert!(verify(&mint(SECRET, "t", "u", Some("bad\u{7}name"), 60), SECRET).is_err());
-        assert!(verify(&mint(SECRET, "t", "u", Some(""), 60), SECRET).is_err());
+        assert!(verify(&mint(SECRET, "t", "u", Some("bad\u{7}name"), 60), SECRET, Expected::default()).is_err());
+        assert!(verify(&mint(SECRET, "t", "u", Some(""), 60), SECRET, Expected::default()).is_err());
+    }
+
+    #[test]
+    fn checks_audience_and_issuer_only_when_expected() {
+        let now = chrono::Utc::now().timestamp();
+        let token = |extra: serde_json::Value| {
+            let mut claims = serde_json::json!({"sub": "u", "tenant_id": "t", "exp": now + 60});
+            claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap()
+        };
+        let expected = Expected { audience: Some("chat"), issuer: Some("https://idp") };
+        let right = token(serde_json::json!({"aud": "chat", "iss": "https://idp"}));
+        assert!(verify(&right, SECRET, expected).is_ok());
+        assert!(verify(&right, SECRET, Expected::default()).is_ok(), "unset: not checked");
+        for wrong in [
+            serde_json::json!({"aud": "other", "iss": "https://idp"}),
+            serde_json::json!({"aud": "chat", "iss": "https://evil"}),
+            serde_json::json!({"iss": "https://idp"}),
+            serde_json::json!({"aud": "chat"}),
+        ] {
+            assert!(verify(&token(wrong.clone()), SECRET, expected).is_err(), "{wrong}");
+        }
     }
 
     #[test]
@@ -155,7 +219,7 @@ mod tests {
         let claims = serde_json::json!({"sub": "u", "exp": chrono::Utc::now().timestamp() + 60});
         let token =
             encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
-        assert!(verify(&token, SECRET).is_err());
+        assert!(verify(&token, SECRET, Expected::default()).is_err());
     }
 
     fn base64url(s: &str) -> String {

@@ -11,6 +11,33 @@ pub enum ConfigError {
     Missing(&'static str),
     #[error("environment variable {name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
+    #[error("{name} could not be read from Secrets Manager: {reason}")]
+    Secret { name: &'static str, reason: String },
+}
+
+/// Values kept in AWS Secrets Manager rather than in the environment, each named by its
+/// secret's ARN (or name). Unset, the plain variable is read.
+#[derive(Clone, Debug, Default)]
+pub struct SecretRefs {
+    /// `JWT_SECRET_ARN`: instead of `JWT_SECRET_KEY`.
+    pub jwt_secret: Option<String>,
+    /// `DATABASE_URL_SECRET_ARN`: instead of `DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `REDIS_URL_SECRET_ARN`: instead of `REDIS_URL` (which may hold an AUTH token).
+    pub redis_url: Option<String>,
+    /// `SECRETS_ENDPOINT`: a Secrets Manager-compatible endpoint instead of AWS's.
+    pub endpoint: Option<String>,
+}
+
+impl SecretRefs {
+    fn from_env() -> Self {
+        Self {
+            jwt_secret: optional("JWT_SECRET_ARN"),
+            database_url: optional("DATABASE_URL_SECRET_ARN"),
+            redis_url: optional("REDIS_URL_SECRET_ARN"),
+            endpoint: optional("SECRETS_ENDPOINT"),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -24,6 +51,11 @@ pub struct Config {
     /// (a Redis with a private CA).
     pub redis_ca_file: Option<String>,
     pub jwt_secret: String,
+    /// The `aud` and `iss` a token must carry; unset, they are not checked.
+    pub jwt_audience: Option<String>,
+    pub jwt_issuer: Option<String>,
+    /// Live connections one user may hold; the next `$connect` is refused.
+    pub max_connections_per_user: usize,
     /// Where PostToConnection goes. Unset on AWS: it is derived from each event's domain and stage.
     pub management_endpoint: Option<String>,
     pub aws_region: String,
@@ -74,12 +106,60 @@ pub struct Config {
 }
 
 impl Config {
+    /// The configuration from plain environment variables alone.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::read(&SecretRefs::default())
+    }
+
+    /// The configuration at cold start: the environment, with the secrets that `JWT_SECRET_ARN`,
+    /// `DATABASE_URL_SECRET_ARN` and `REDIS_URL_SECRET_ARN` name fetched from Secrets Manager,
+    /// once: the process keeps them for its life.
+    pub async fn load() -> Result<Self, ConfigError> {
+        let refs = SecretRefs::from_env();
+        Self::read(&refs)?.with_secrets(&refs).await
+    }
+
+    /// Fills in the values `refs` names from Secrets Manager.
+    pub async fn with_secrets(mut self, refs: &SecretRefs) -> Result<Self, ConfigError> {
+        if refs.jwt_secret.is_none() && refs.database_url.is_none() && refs.redis_url.is_none() {
+            return Ok(self);
+        }
+        let sdk = crate::aws::sdk_config(&self).await;
+        let client = crate::secrets::client(&sdk, refs.endpoint.as_deref());
+        let fetch = |name: &'static str, secret_id: &str| {
+            let (client, secret_id) = (client.clone(), secret_id.to_string());
+            async move {
+                crate::secrets::value(&client, &secret_id, name)
+                    .await
+                    .map_err(|reason| ConfigError::Secret { name, reason })
+            }
+        };
+        if let Some(id) = &refs.jwt_secret {
+            self.jwt_secret = fetch("JWT_SECRET_KEY", id).await?;
+        }
+        if let Some(id) = &refs.database_url {
+            self.database_url = normalize_database_url(&fetch("DATABASE_URL", id).await?);
+        }
+        if let Some(id) = &refs.redis_url {
+            self.redis_url = fetch("REDIS_URL", id).await?;
+        }
+        Ok(self)
+    }
+
+    /// The environment; a value that `refs` names in Secrets Manager is left empty here.
+    fn read(refs: &SecretRefs) -> Result<Self, ConfigError> {
+        let unless_secret = |name, secret: &Option<String>| match secret {
+            Some(_) => Ok(String::new()),
+            None => required(name),
+        };
         Ok(Self {
-            database_url: normalize_database_url(&required("DATABASE_URL")?),
-            redis_url: required("REDIS_URL")?,
+            database_url: normalize_database_url(&unless_secret("DATABASE_URL", &refs.database_url)?),
+            redis_url: unless_secret("REDIS_URL", &refs.redis_url)?,
             redis_ca_file: optional("REDIS_CA_FILE"),
-            jwt_secret: required("JWT_SECRET_KEY")?,
+            jwt_secret: unless_secret("JWT_SECRET_KEY", &refs.jwt_secret)?,
+            jwt_audience: optional("JWT_AUDIENCE"),
+            jwt_issuer: optional("JWT_ISSUER"),
+            max_connections_per_user: parsed("MAX_CONNECTIONS_PER_USER", 20)?,
             management_endpoint: optional("APIGW_MANAGEMENT_ENDPOINT"),
             aws_region: optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
             use_aws_credentials: optional("AWS_LAMBDA_FUNCTION_NAME").is_some()
@@ -112,6 +192,7 @@ impl Config {
                     connects_per_user: parsed("RATE_LIMIT_CONNECTS_PER_USER", d.connects_per_user)?,
                     connects_per_ip: parsed("RATE_LIMIT_CONNECTS_PER_IP", d.connects_per_ip)?,
                     http: parsed("RATE_LIMIT_HTTP", d.http)?,
+                    http_per_ip: parsed("RATE_LIMIT_HTTP_PER_IP", d.http_per_ip)?,
                 }
             },
         })

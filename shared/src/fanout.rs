@@ -15,6 +15,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
+use aws_sdk_apigatewaymanagement::config::http::HttpResponse;
+use aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
 use aws_sdk_lambda::types::InvocationType;
@@ -94,7 +96,8 @@ impl Workers {
     }
 }
 
-/// Where posts go: PostToConnection's contract (a connection that does not exist is `Gone`).
+/// Where posts go: PostToConnection's contract (a connection that does not exist is `Gone`),
+/// and DeleteConnection's.
 pub trait Connections: Send + Sync {
     fn post<'a>(
         &'a self,
@@ -102,6 +105,9 @@ pub trait Connections: Send + Sync {
         connection_id: &'a str,
         payload: Payload,
     ) -> BoxFuture<'a, Result<(), PostError>>;
+
+    /// Closes the connection; frames posted to it before are delivered first.
+    fn close<'a>(&'a self, endpoint: &'a str, connection_id: &'a str) -> BoxFuture<'a, Result<(), PostError>>;
 }
 
 /// The API Gateway Management API through the real SDK client, one client per endpoint (on AWS
@@ -150,16 +156,28 @@ impl Connections for ManagementApi {
                 .data(Blob::new(payload.to_vec()))
                 .send()
                 .await;
-            sent.map(drop).map_err(|err| {
-                let gone = err.as_service_error().is_some_and(|e| e.is_gone_exception())
-                    || err.raw_response().is_some_and(|r| r.status().as_u16() == 410);
-                if gone {
-                    PostError::Gone
-                } else {
-                    PostError::Failed(aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err).to_string())
-                }
-            })
+            sent.map(drop).map_err(post_error)
         })
+    }
+
+    fn close<'a>(&'a self, endpoint: &'a str, connection_id: &'a str) -> BoxFuture<'a, Result<(), PostError>> {
+        Box::pin(async move {
+            let deleted = self.client(endpoint).delete_connection().connection_id(connection_id).send().await;
+            deleted.map(drop).map_err(post_error)
+        })
+    }
+}
+
+/// A management API call's failure: `Gone` for a connection that is not open (410, GoneException).
+fn post_error<E>(err: aws_sdk_apigatewaymanagement::error::SdkError<E, HttpResponse>) -> PostError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let gone = err.code() == Some("GoneException") || err.raw_response().is_some_and(|r| r.status().as_u16() == 410);
+    if gone {
+        PostError::Gone
+    } else {
+        PostError::Failed(aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&err).to_string())
     }
 }
 
@@ -230,6 +248,12 @@ impl Fanout {
     ) -> Result<(), FanoutError> {
         let endpoint = self.endpoint(endpoint)?;
         Ok(self.post(&endpoint, connection_id, payload).await?)
+    }
+
+    /// Closes one connection (DeleteConnection) through the event's endpoint, else the configured one.
+    pub async fn close(&self, endpoint: Option<&str>, connection_id: &str) -> Result<(), FanoutError> {
+        let endpoint = self.endpoint(endpoint)?;
+        Ok(self.connections.close(&endpoint, connection_id).await?)
     }
 
     fn endpoint(&self, endpoint: Option<&str>) -> Result<String, FanoutError> {

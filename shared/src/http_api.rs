@@ -9,12 +9,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures::StreamExt;
 use http::{HeaderMap, Method};
 use serde_json::{json, Value};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::auth;
 use crate::model::Caller;
 use crate::protocol::{Cursor, HistoryRequest, ServerFrame, MAX_HISTORY_PAGE};
 use crate::ratelimit::{Limit, Subject};
@@ -24,12 +24,17 @@ const PREFIX: &str = "/api/v1/chat";
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_SEARCH_RESULTS: u32 = 20;
 const MAX_QUERY_CHARS: usize = 256;
+/// API Gateway answers at most 10 MB and Lambda 6 MB: an export response of the http-api
+/// function stops before this many bytes and says where to resume.
+pub const MAX_EXPORT_RESPONSE_BYTES: usize = 5 * 1024 * 1024;
 
 pub struct HttpRequest {
     pub method: Method,
     pub path: String,
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
+    /// The client's address: requests without a valid token are limited per address.
+    pub source_ip: Option<String>,
 }
 
 pub struct HttpResponse {
@@ -75,7 +80,7 @@ pub fn error_body(err: &ChatError) -> Value {
     body
 }
 
-fn error(err: &ChatError) -> HttpResponse {
+pub fn error(err: &ChatError) -> HttpResponse {
     HttpResponse {
         status: err.http_status(),
         body: Body::Json(error_body(err).to_string()),
@@ -100,11 +105,15 @@ pub async fn handle(service: &ChatService, req: HttpRequest) -> HttpResponse {
             return HttpResponse::json(405, json!({ "code": "method_not_allowed", "message": "only GET is served" }));
         }
         if segments == ["health"] {
-            return health(service).await;
+            // Health answers even when Redis, which holds the buckets, does not.
+            return match limit_ip(service, req.source_ip.as_deref()).await {
+                Err(err @ ChatError::RateLimited { .. }) => error(&err),
+                _ => health(service).await,
+            };
         }
         let result = service
             .bounded(async {
-                let caller = authenticate(service, &req.headers).await?;
+                let caller = authenticate(service, &req.headers, req.source_ip.as_deref()).await?;
                 match segments.as_slice() {
                     ["rooms", room_id, "messages"] => history(service, &caller, room_id, &req.query).await,
                     ["search"] => search(service, &caller, &req.query).await,
@@ -125,25 +134,44 @@ pub async fn handle(service: &ChatService, req: HttpRequest) -> HttpResponse {
     .await
 }
 
-async fn authenticate(service: &ChatService, headers: &HeaderMap) -> Result<Caller, ChatError> {
+/// Takes a token from the bucket of the address of a request that has no valid token (health,
+/// development tokens, a bad token): without an identity, the address is all there is to hold back.
+pub async fn limit_ip(service: &ChatService, source_ip: Option<&str>) -> Result<(), ChatError> {
+    match source_ip {
+        Some(ip) => service.limit(Limit::HttpPerIp, Subject::Ip(ip)).await,
+        None => Ok(()),
+    }
+}
+
+async fn authenticate(
+    service: &ChatService,
+    headers: &HeaderMap,
+    source_ip: Option<&str>,
+) -> Result<Caller, ChatError> {
     let token = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    let claims = auth::verify(token, &service.config.jwt_secret)?;
+    let claims = match service.verify_token(token) {
+        Ok(claims) => claims,
+        Err(err) => {
+            limit_ip(service, source_ip).await?;
+            return Err(err.into());
+        }
+    };
     let caller = Caller::from_claims(&claims, "");
     tracing::Span::current().record("user_id", caller.user_id.as_str()).record("tenant_id", caller.tenant_id.as_str());
     service.limit(Limit::Http, Subject::User(&caller)).await?;
     Ok(caller)
 }
 
-/// 200 when Postgres and Redis both answer within two seconds, else 503 `degraded`.
+/// 200 when Postgres and Redis both answer within two seconds, else 503 `degraded`. Nothing
+/// about tenants: anyone may ask.
 async fn health(service: &ChatService) -> HttpResponse {
-    let (database, redis, connections) = tokio::join!(
+    let (database, redis) = tokio::join!(
         tokio::time::timeout(HEALTH_TIMEOUT, service.store.ping()),
         tokio::time::timeout(HEALTH_TIMEOUT, service.presence.ping()),
-        tokio::time::timeout(HEALTH_TIMEOUT, service.presence.active_connections()),
     );
     let database_connected = matches!(database, Ok(Ok(())));
     let redis_connected = matches!(redis, Ok(Ok(())));
@@ -152,7 +180,6 @@ async fn health(service: &ChatService) -> HttpResponse {
         if healthy { 200 } else { 503 },
         json!({
             "status": if healthy { "healthy" } else { "degraded" },
-            "active_connections": connections.ok().and_then(Result::ok).unwrap_or(0),
             "redis_connected": redis_connected,
             "database_connected": database_connected,
             "version": env!("CARGO_PKG_VERSION"),
@@ -206,6 +233,9 @@ async fn search(
     if q.is_empty() || q.chars().count() > MAX_QUERY_CHARS {
         return Err(ChatError::Invalid(format!("q must be 1-{MAX_QUERY_CHARS} characters")));
     }
+    if !service.store.searchable(q).await? {
+        return Err(ChatError::Invalid("q needs a word to find: excluded words alone would match everything".into()));
+    }
     let room_id = param::<Uuid>(query, "room_id")?;
     if let Some(room_id) = room_id {
         tracing::Span::current().record("room_id", room_id.to_string());
@@ -249,4 +279,21 @@ async fn export(
     let after = cursor(query, "after")?.map_or(0, |c| c.0);
     let export = service.export(caller, room_id, format, after).await?;
     Ok(HttpResponse { status: 200, body: Body::Export(export), retry_after: None })
+}
+
+/// The export's records up to `max_bytes`, and the `seq` to resume after when cut short. It
+/// always holds at least one record, so asking again with `after` moves on even past a
+/// record bigger than the bound.
+pub async fn gather(mut export: Export, max_bytes: usize) -> Result<(String, Option<i64>), ChatError> {
+    let mut body = String::new();
+    let mut last = export.after;
+    while let Some(chunk) = export.chunks.next().await {
+        let (seq, text) = chunk?;
+        if last != export.after && body.len() + text.len() > max_bytes {
+            return Ok((body, Some(last)));
+        }
+        body.push_str(&text);
+        last = seq;
+    }
+    Ok((body, None))
 }

@@ -17,6 +17,7 @@ pub mod protocol;
 pub mod ratelimit;
 pub mod receipts;
 pub mod redis_conn;
+pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -2,13 +2,14 @@
 //!
 //! Keys carry hash tags so that each multi-key step touches one cluster slot, and escape the ids
 //! they join (`keys`): `chat:conn:{cid}` hash (user, tenant, name, roles as a JSON list,
-//! connected_at) · `chat:user:{tenant/user}:conns` set of connection ids ·
+//! connected_at, expires_at: the token's `exp`) · `chat:user:{tenant/user}:conns` set of connection ids ·
 //! `chat:tenant:{tenant}:conns` set · `chat:presence:{tenant}` hash user → last change ·
 //! `chat:connections` set of all.
 
 use crate::redis_conn::RedisConn;
 use chrono::{DateTime, TimeZone, Utc};
-use redis::AsyncCommands;
+use redis::{AsyncCommands, Script};
+use std::sync::LazyLock;
 
 use crate::keys;
 use crate::model::Caller;
@@ -47,12 +48,26 @@ fn parse_roles(stored: &str) -> Vec<String> {
     )
 }
 
-/// A registered connection and when it was registered.
+/// A registered connection, when it was registered, and when its token expires (None for a
+/// registration made before expiries were recorded).
 #[derive(Debug, Clone)]
 pub struct Registered {
     pub caller: Caller,
     pub connected_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
+
+/// KEYS: the connection's hash · ARGV: name, roles, expires_at. Only an existing registration
+/// changes: a refresh racing `$disconnect` must not leave a partial hash behind.
+static REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'name', ARGV[1], 'roles', ARGV[2], 'expires_at', ARGV[3])
+return 1
+"#,
+    )
+});
 
 #[derive(Clone)]
 pub struct Presence {
@@ -68,8 +83,9 @@ impl Presence {
         &self.redis
     }
 
-    /// Records who the connection is (at `$connect`). It receives fan-out only once activated.
-    pub async fn register(&self, caller: &Caller) -> redis::RedisResult<()> {
+    /// Records who the connection is and until when its token holds (at `$connect`). It
+    /// receives fan-out only once activated.
+    pub async fn register(&self, caller: &Caller, expires_at: DateTime<Utc>) -> redis::RedisResult<()> {
         let conn = conn_key(&caller.connection_id);
         // A list, never a joined string: a role claim holding the separator must not become two roles.
         let roles = serde_json::to_string(&caller.roles).expect("strings serialize");
@@ -82,6 +98,7 @@ impl Presence {
                     ("name", caller.display_name.as_str()),
                     ("roles", &roles),
                     ("connected_at", &Utc::now().timestamp_millis().to_string()),
+                    ("expires_at", &expires_at.timestamp().to_string()),
                 ],
             )
             .ignore()
@@ -89,6 +106,40 @@ impl Presence {
             .ignore()
             .query_async(&mut self.redis.clone())
             .await
+    }
+
+    /// Replaces a registered connection's name, roles and expiry (a fresh token on the same
+    /// connection); false when the connection is no longer registered.
+    pub async fn refresh(&self, caller: &Caller, expires_at: DateTime<Utc>) -> redis::RedisResult<bool> {
+        let roles = serde_json::to_string(&caller.roles).expect("strings serialize");
+        REFRESH
+            .key(conn_key(&caller.connection_id))
+            .arg(&caller.display_name)
+            .arg(roles)
+            .arg(expires_at.timestamp())
+            .invoke_async(&mut self.redis.clone())
+            .await
+    }
+
+    /// How many live connections the user holds. Only when that reaches `cap` are the members
+    /// of their set checked: one whose registration expired (it ended without `$disconnect`)
+    /// is dropped, so stale entries cannot lock a user out.
+    pub async fn live_connections(&self, tenant_id: &str, user_id: &str, cap: usize) -> redis::RedisResult<usize> {
+        let user = user_conns_key(tenant_id, user_id);
+        let ids: Vec<String> = self.redis.clone().smembers(&user).await?;
+        if ids.len() < cap {
+            return Ok(ids.len());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.exists(conn_key(id));
+        }
+        let alive: Vec<bool> = pipe.query_async(&mut self.redis.clone()).await?;
+        let stale: Vec<&String> = ids.iter().zip(&alive).filter(|(_, alive)| !**alive).map(|(id, _)| id).collect();
+        if !stale.is_empty() {
+            self.redis.clone().srem::<_, _, ()>(&user, stale).await?;
+        }
+        Ok(alive.iter().filter(|a| **a).count())
     }
 
     /// Adds the connection to its user's set, which fan-out reads; true when it is the user's
@@ -142,6 +193,8 @@ impl Presence {
             return Ok(None);
         };
         let connected_ms = field("connected_at").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let expires_at =
+            field("expires_at").and_then(|v| v.parse().ok()).and_then(|s| Utc.timestamp_opt(s, 0).single());
         Ok(Some(Registered {
             caller: Caller {
                 connection_id: connection_id.to_string(),
@@ -151,6 +204,7 @@ impl Presence {
                 user_id,
             },
             connected_at: Utc.timestamp_millis_opt(connected_ms).single().unwrap_or_default(),
+            expires_at,
         }))
     }
 

@@ -109,6 +109,10 @@ pub enum ClientFrame {
     Announce {
         content: String,
     },
+    /// A fresh token for the same user and tenant, before the connection's one expires.
+    RefreshToken {
+        token: String,
+    },
 }
 
 #[derive(Debug, Deserialize, Serialize, PartialEq)]
@@ -376,6 +380,9 @@ pub enum ServerFrame {
         last_seen: DateTime<Utc>,
     },
     Pong,
+    TokenRefreshed {
+        expires_at: DateTime<Utc>,
+    },
     RoomUpdated {
         room: Room,
     },

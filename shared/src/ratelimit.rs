@@ -78,8 +78,11 @@ pub enum Limit {
     ConnectsPerUser,
     /// Connection attempts per source IP.
     ConnectsPerIp,
-    /// HTTP requests per user (or per IP without a token).
+    /// HTTP requests per user.
     Http,
+    /// HTTP requests per source IP that carry no valid token (health, development tokens, bad
+    /// tokens): the only way to hold back someone without an identity.
+    HttpPerIp,
 }
 
 impl fmt::Display for Limit {
@@ -91,6 +94,7 @@ impl fmt::Display for Limit {
             Limit::ConnectsPerUser => "connects-user",
             Limit::ConnectsPerIp => "connects-ip",
             Limit::Http => "http",
+            Limit::HttpPerIp => "http-ip",
         })
     }
 }
@@ -103,6 +107,7 @@ pub struct RateLimits {
     pub connects_per_user: Rate,
     pub connects_per_ip: Rate,
     pub http: Rate,
+    pub http_per_ip: Rate,
 }
 
 impl Default for RateLimits {
@@ -114,6 +119,7 @@ impl Default for RateLimits {
             connects_per_user: Rate::new(0.5, 20),
             connects_per_ip: Rate::new(5.0, 60),
             http: Rate::new(20.0, 60),
+            http_per_ip: Rate::new(5.0, 60),
         }
     }
 }
@@ -126,6 +132,7 @@ impl RateLimits {
         connects_per_user: Rate::OFF,
         connects_per_ip: Rate::OFF,
         http: Rate::OFF,
+        http_per_ip: Rate::OFF,
     };
 
     fn rate(&self, limit: Limit) -> Rate {
@@ -136,6 +143,7 @@ impl RateLimits {
             Limit::ConnectsPerUser => self.connects_per_user,
             Limit::ConnectsPerIp => self.connects_per_ip,
             Limit::Http => self.http,
+            Limit::HttpPerIp => self.http_per_ip,
         }
     }
 }

@@ -72,6 +72,9 @@ pub fn config_with(database_url: String, redis_url: String, redis_ca_file: Optio
         redis_url,
         redis_ca_file,
         jwt_secret: uuid::Uuid::new_v4().to_string(),
+        jwt_audience: None,
+        jwt_issuer: None,
+        max_connections_per_user: 20,
         management_endpoint: None,
         aws_region: "us-east-1".into(),
         use_aws_credentials: false,
@@ -165,7 +168,12 @@ impl TestApp {
     pub async fn connect_as(&self, user: &str, roles: &[&str]) -> (Client, Value) {
         let token =
             shared::auth::mint_with_roles(&self.secret, &self.tenant, user, Some(&display_name(user)), 3600, roles);
-        let ws = self.open(&token).await.expect("connect");
+        self.connect_with(user, &token).await
+    }
+
+    /// A connected client of `user` with the given token, and its `connection` frame.
+    pub async fn connect_with(&self, user: &str, token: &str) -> (Client, Value) {
+        let ws = self.open(token).await.expect("connect");
         let mut client = Client { ws, user: user.to_string(), connection_id: String::new(), next_request: 0 };
         let hello = client.recv().await;
         assert_eq!(hello["type"], "connection", "first frame: {hello}");

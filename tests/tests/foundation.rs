@@ -531,7 +531,7 @@ async fn an_activation_after_its_disconnect_leaves_no_ghost() {
         display_name: "Dora".into(),
         roles: Vec::new(),
     };
-    presence.register(&caller).await.unwrap();
+    presence.register(&caller, chrono::Utc::now() + chrono::Duration::hours(1)).await.unwrap();
     assert!(presence.unregister(&caller.connection_id).await.unwrap().is_some(), "the disconnect");
     assert!(!presence.activate(&caller).await.unwrap(), "not online");
     assert_eq!(presence.online(&app.tenant, &["dora".to_string()]).await.unwrap(), [false]);

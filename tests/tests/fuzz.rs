@@ -43,6 +43,7 @@ fn templates(room: &Value, message: &Value) -> Vec<Value> {
         json!({ "type": "list_rooms", "room_type": "group" }),
         json!({ "type": "get_presence", "user_ids": ["bob"] }),
         json!({ "type": "announce", "content": "news" }),
+        json!({ "type": "refresh_token", "token": "not.a.token" }),
     ]
 }
 

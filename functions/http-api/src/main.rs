@@ -2,15 +2,10 @@
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body as LambdaBody;
-use futures::StreamExt;
 use http::HeaderValue;
 use lambda_runtime::{run, service_fn, Error, LambdaEvent};
 use shared::http_api::{self, Body, HttpRequest};
-use shared::{ChatService, Export};
-
-/// API Gateway answers at most 10 MB and Lambda 6 MB; an export stops before this many bytes
-/// and says where to resume.
-const MAX_EXPORT_BYTES: usize = 5 * 1024 * 1024;
+use shared::ChatService;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -23,6 +18,7 @@ async fn main() -> Result<(), Error> {
             path: event.raw_path.clone().unwrap_or_default(),
             query: event.query_string_parameters.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             headers: event.headers,
+            source_ip: event.request_context.http.source_ip.clone(),
         };
         let answer = http_api::handle(service, request).await;
         let mut response = ApiGatewayV2httpResponse::default();
@@ -39,7 +35,7 @@ async fn main() -> Result<(), Error> {
                 for (name, value) in http_api::export_headers(&export) {
                     response.headers.insert(name, HeaderValue::from_str(&value)?);
                 }
-                let (body, resume_after) = gather(export).await?;
+                let (body, resume_after) = http_api::gather(export, http_api::MAX_EXPORT_RESPONSE_BYTES).await?;
                 response
                     .headers
                     .insert("x-export-complete", HeaderValue::from_static(bool_str(resume_after.is_none())));
@@ -52,21 +48,6 @@ async fn main() -> Result<(), Error> {
         Ok::<_, Error>(response)
     }))
     .await
-}
-
-/// The export's records up to the response size, and the `seq` to resume after when cut short.
-async fn gather(mut export: Export) -> Result<(String, Option<i64>), Error> {
-    let mut body = String::new();
-    let mut last = export.after;
-    while let Some(chunk) = export.chunks.next().await {
-        let (seq, text) = chunk?;
-        if body.len() + text.len() > MAX_EXPORT_BYTES {
-            return Ok((body, Some(last)));
-        }
-        body.push_str(&text);
-        last = seq;
-    }
-    Ok((body, None))
 }
 
 fn bool_str(b: bool) -> &'static str {

@@ -13,7 +13,7 @@ use crate::model::{Caller, Role};
 use crate::receipts::{Position, Receipts};
 use crate::store::{Store, StoreError};
 
-/// Records per query, and per chunk: a few hundred kilobytes at most.
+/// Records per query, and per chunk (pages also stop at a megabyte, see `Store::export_page`).
 const PAGE: i64 = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,12 +111,11 @@ fn pages(
     after: i64,
     format: Format,
 ) -> impl futures::Stream<Item = Result<(i64, String)>> {
-    stream::try_unfold((Some(after), Deliveries::new()), move |(cursor, mut deliveries)| {
+    stream::try_unfold((after, Deliveries::new()), move |(after, mut deliveries)| {
         let (store, receipts, tenant_id) = (store.clone(), receipts.clone(), tenant_id.clone());
         async move {
-            let Some(after) = cursor else { return Ok(None) };
             let page = store.export_page(&tenant_id, room_id, after, None, PAGE).await?;
-            let next = (page.len() as i64 == PAGE).then(|| page.last().map(|(seq, _)| *seq)).flatten();
+            // Pages end at a byte bound too, so only an empty one says the export is done.
             let Some(&(last, _)) = page.last() else { return Ok(None) };
             let mut chunk = String::new();
             for (_, record) in &page {
@@ -135,7 +134,7 @@ fn pages(
                     Format::Csv => chunk.push_str(&csv_record(&record)),
                 }
             }
-            Ok(Some(((last, chunk), (next, deliveries))))
+            Ok(Some(((last, chunk), (last, deliveries))))
         }
     })
 }

@@ -19,8 +19,22 @@ use crate::store::{Inserted, Membership, NewMessage, ReadPosition};
 /// The sender of system messages (joins, leaves, role changes).
 pub const SYSTEM_USER: &str = "system";
 
+/// Earlier versions one message keeps: each edit stores one, and the edit history and the export
+/// carry them all.
+const MAX_EDIT_VERSIONS: i64 = 100;
+
 fn page_limit(limit: Option<u32>) -> u32 {
     limit.unwrap_or(DEFAULT_HISTORY_PAGE).clamp(1, MAX_HISTORY_PAGE)
+}
+
+/// A muted member changes nothing in the room until the mute ends: no messages, edits or reactions.
+fn unmuted(membership: &Membership) -> Result<()> {
+    match membership.muted_until.filter(|until| *until > chrono::Utc::now()) {
+        Some(until) => {
+            Err(ChatError::PermissionDenied(format!("you are muted in this room until {}", until.to_rfc3339())))
+        }
+        None => Ok(()),
+    }
 }
 
 impl ChatService {
@@ -41,12 +55,7 @@ impl ChatService {
         Span::current().record("room_id", req.room_id.to_string());
         validate::check_message(&req)?;
         let membership = self.member(caller, req.room_id).await?;
-        if let Some(until) = membership.muted_until.filter(|until| *until > chrono::Utc::now()) {
-            return Err(ChatError::PermissionDenied(format!(
-                "you are muted in this room until {}",
-                until.to_rfc3339()
-            )));
-        }
+        unmuted(&membership)?;
         if membership.role != Role::Admin && membership.room_type == RoomType::Broadcast {
             return Err(ChatError::PermissionDenied("only admins post in a broadcast room".into()));
         }
@@ -149,6 +158,7 @@ impl ChatService {
         content: String,
     ) -> Result<ServerFrame> {
         let (message, membership) = self.message_for(caller, message_id).await?;
+        unmuted(&membership)?;
         if message.sender_id != caller.user_id {
             return Err(ChatError::PermissionDenied("you can only edit your own messages".into()));
         }
@@ -160,7 +170,10 @@ impl ChatService {
         } else {
             validate::check_len("content", &content, validate::MAX_CONTENT_CHARS)?;
         }
-        let edited = self.store.edit_message(caller, message_id, &content).await?;
+        let edited =
+            self.store.edit_message(caller, message_id, &content, MAX_EDIT_VERSIONS).await?.ok_or_else(|| {
+                ChatError::PermissionDenied(format!("a message keeps at most {MAX_EDIT_VERSIONS} earlier versions"))
+            })?;
         self.cache.invalidate(edited.room_id).await?;
         let edited = self.present(caller, &membership, vec![edited]).await?.remove(0);
         let frame = ServerFrame::MessageEdited { message: edited };
@@ -183,8 +196,20 @@ impl ChatService {
         message_id: Uuid,
     ) -> Result<ServerFrame> {
         let (message, membership) = self.message_for(caller, message_id).await?;
-        if message.sender_id != caller.user_id && membership.role.rank() < Role::Moderator.rank() {
-            return Err(ChatError::PermissionDenied("only moderators and admins delete others' messages".into()));
+        // Others' messages: as with removing, muting and banning, only from someone of lower
+        // rank; a room's admins delete any message in it.
+        if message.sender_id != caller.user_id && membership.role != Role::Admin {
+            if membership.role.rank() < Role::Moderator.rank() {
+                return Err(ChatError::PermissionDenied("only moderators and admins delete others' messages".into()));
+            }
+            let author = self.store.membership(&caller.tenant_id, message.room_id, &message.sender_id).await?;
+            let author = author.map_or(Role::Member, |m| m.role);
+            if author.rank() >= membership.role.rank() {
+                return Err(ChatError::PermissionDenied(format!(
+                    "only admins delete a {}'s messages",
+                    author.as_str()
+                )));
+            }
         }
         let deleted = self.store.delete_message(caller, message_id).await?.ok_or(ChatError::NotFound("message"))?;
         self.cache.invalidate(deleted.room_id).await?;
@@ -218,7 +243,8 @@ impl ChatService {
         add: bool,
     ) -> Result<ServerFrame> {
         validate::check_emoji(&emoji)?;
-        let (message, _) = self.message_for(caller, message_id).await?;
+        let (message, membership) = self.message_for(caller, message_id).await?;
+        unmuted(&membership)?;
         if message.deleted_at.is_some() {
             return Err(ChatError::PermissionDenied("a deleted message cannot get reactions".into()));
         }

@@ -46,6 +46,11 @@ pub enum ChatError {
     Unauthorized(#[from] AuthError),
     #[error("connection is not registered")]
     UnknownConnection,
+    /// The connection's token expired during the session: the connection is closed.
+    #[error("token expired")]
+    SessionExpired,
+    #[error("at most {max} connections per user")]
+    TooManyConnections { max: usize },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("redis error: {0}")]
@@ -67,8 +72,8 @@ impl ChatError {
             Self::Invalid(_) => "validation_error",
             Self::NotFound(_) => "not_found",
             Self::PermissionDenied(_) => "permission_denied",
-            Self::Unauthorized(_) | Self::UnknownConnection => "unauthorized",
-            Self::RateLimited { .. } => "rate_limited",
+            Self::Unauthorized(_) | Self::UnknownConnection | Self::SessionExpired => "unauthorized",
+            Self::RateLimited { .. } | Self::TooManyConnections { .. } => "rate_limited",
             Self::Store(e) | Self::Fanout(FanoutError::Store(e)) if e.is_unavailable() => "service_unavailable",
             Self::Redis(_) | Self::Fanout(FanoutError::Redis(_)) | Self::Timeout => "service_unavailable",
             Self::Store(_) | Self::Fanout(_) | Self::Post(_) => "internal_error",
@@ -159,6 +164,10 @@ impl ChatService {
 
     /// Posts go where `connections` takes them (the local gateway's own queues).
     pub async fn with_connections(config: Config, connections: Arc<dyn Connections>) -> Result<Self, InitError> {
+        // Never an empty HMAC key, whatever path the configuration took.
+        if config.jwt_secret.is_empty() {
+            return Err(crate::config::ConfigError::Missing("JWT_SECRET_KEY").into());
+        }
         let store = Store::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
         let redis =
             RedisConn::connect(&config.redis_url, config.redis_ca_file.as_deref(), config.redis_timeout).await?;
@@ -178,25 +187,55 @@ impl ChatService {
         })
     }
 
+    /// The service at cold start, its secrets fetched from Secrets Manager when so configured.
     pub async fn from_env() -> Result<Self, InitError> {
-        Self::new(Config::from_env()?).await
+        Self::new(Config::load().await?).await
     }
 
     // ---- connection lifecycle ----
 
-    /// `$connect`: checks the token and records who the connection is. Nothing is recorded on
-    /// failure. Attempts are limited per source IP (before the token is even read, which also
-    /// slows token guessing) and per user.
+    /// Checks a token's signature, times, and `aud`/`iss` when configured.
+    pub fn verify_token(&self, token: &str) -> Result<Claims, AuthError> {
+        let expected =
+            auth::Expected { audience: self.config.jwt_audience.as_deref(), issuer: self.config.jwt_issuer.as_deref() };
+        auth::verify(token, &self.config.jwt_secret, expected)
+    }
+
+    /// `$connect`: checks the token and records who the connection is and when its token
+    /// expires. Nothing is recorded on failure. Attempts are limited per source IP (before the
+    /// token is even read, which also slows token guessing) and per user, and a user holds at
+    /// most `max_connections_per_user` connections.
     pub async fn connect(&self, token: Option<&str>, connection_id: &str, source_ip: Option<&str>) -> Result<Claims> {
         if let Some(ip) = source_ip {
             self.limit(Limit::ConnectsPerIp, Subject::Ip(ip)).await?;
         }
-        let claims = auth::verify(token.unwrap_or_default(), &self.config.jwt_secret)?;
+        let claims = self.verify_token(token.unwrap_or_default())?;
         let caller = Caller::from_claims(&claims, connection_id);
         self.limit(Limit::ConnectsPerUser, Subject::User(&caller)).await?;
         Span::current().record("user_id", caller.user_id.as_str()).record("tenant_id", caller.tenant_id.as_str());
-        self.presence.register(&caller).await?;
+        let max = self.config.max_connections_per_user;
+        if self.presence.live_connections(&caller.tenant_id, &caller.user_id, max).await? >= max {
+            return Err(ChatError::TooManyConnections { max });
+        }
+        self.presence.register(&caller, claims.expires_at()).await?;
         Ok(claims)
+    }
+
+    /// `refresh_token`: a fresh token for the same user and tenant moves the session's expiry;
+    /// its roles and name replace the old ones from the next frame on.
+    async fn refresh_token(&self, caller: &Caller, token: &str) -> Result<ServerFrame> {
+        let claims = self.verify_token(token)?;
+        if claims.sub != caller.user_id || claims.tenant_id != caller.tenant_id {
+            return Err(AuthError::Invalid("the token is for another user or tenant".into()).into());
+        }
+        let refreshed = Caller::from_claims(&claims, &caller.connection_id);
+        let expires_at = claims.expires_at();
+        if !self.presence.refresh(&refreshed, expires_at).await? {
+            return Err(ChatError::UnknownConnection);
+        }
+        // Participants show the name of the user's latest token.
+        self.store.seen(&refreshed, Utc::now().trunc_subsecs(6)).await?;
+        Ok(ServerFrame::TokenRefreshed { expires_at })
     }
 
     /// Posts the `connection` frame once the connection is open, then lets fan-out reach it, so
@@ -294,6 +333,26 @@ impl ChatService {
         Ok(registered.caller)
     }
 
+    /// The connection's caller while its token holds.
+    async fn session(&self, connection_id: &str) -> Result<Caller> {
+        let registered = self.presence.lookup(connection_id).await?.ok_or(ChatError::UnknownConnection)?;
+        if registered.expires_at.is_some_and(auth::has_expired) {
+            return Err(ChatError::SessionExpired);
+        }
+        Ok(registered.caller)
+    }
+
+    /// Tells the client its token expired, then closes the connection (DeleteConnection). The
+    /// error is posted rather than answered: a route response would come after the close.
+    async fn end_session(&self, endpoint: Option<&str>, connection_id: &str, reply: String) {
+        if let Err(err) = self.fanout.post_to(endpoint, connection_id, reply.into()).await {
+            tracing::warn!(error = %err, "expiry not told before closing");
+        }
+        if let Err(err) = self.fanout.close(endpoint, connection_id).await {
+            tracing::warn!(error = %err, "expired connection not closed");
+        }
+    }
+
     // ---- client frames ----
 
     /// `$default`: handles one client frame and returns the reply for the sender, if any. A
@@ -306,7 +365,7 @@ impl ChatService {
         };
         let result = self
             .bounded(async {
-                let caller = self.caller(connection_id).await?;
+                let caller = self.session(connection_id).await?;
                 Span::current()
                     .record("user_id", caller.user_id.as_str())
                     .record("tenant_id", caller.tenant_id.as_str());
@@ -322,7 +381,12 @@ impl ChatService {
                 } else {
                     tracing::info!(error = %err, "frame refused");
                 }
-                return Some(err.to_frame().reply_json(request_id.as_deref()));
+                let reply = err.to_frame().reply_json(request_id.as_deref());
+                if matches!(err, ChatError::SessionExpired) {
+                    self.end_session(endpoint, connection_id, reply).await;
+                    return None;
+                }
+                return Some(reply);
             }
         };
         let reply = answer.reply.map(|frame| frame.reply_json(request_id.as_deref()));
@@ -351,6 +415,7 @@ impl ChatService {
         use ClientFrame as F;
         let reply = match frame {
             F::Ping => ServerFrame::Pong,
+            F::RefreshToken { token } => self.refresh_token(caller, &token).await?,
             F::SendMessage(req) => return self.send_message(caller, endpoint, req).await,
             F::CreateRoom(req) => self.create_room(caller, endpoint, req).await?,
             F::JoinRoom { room_id } => self.join_room(caller, endpoint, room_id).await?,

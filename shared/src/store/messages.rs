@@ -50,6 +50,10 @@ pub struct ReadPosition {
     pub at: DateTime<Utc>,
 }
 
+/// Bytes of records an export page holds at most (unless its one record is bigger): a page of
+/// long messages with many versions would otherwise be hundreds of megabytes.
+const EXPORT_PAGE_BYTES: i64 = 1024 * 1024;
+
 const MESSAGE_COLUMNS: &str =
     "id, seq, room_seq, room_id, sender_id, sender_name, message_type, content, attachments, \
      mentions, reply_to, reply_count, client_msg_id, created_at, edited_at, deleted_at, deleted_by";
@@ -294,6 +298,17 @@ impl Store {
 
     /// Full-text search in the rooms the user belongs to (or one of them), best matches first;
     /// deleted messages are never found.
+    /// Whether a search query has a word the index can look up: one of excluded words alone
+    /// (`-zzz`), or of none, would read every message of the searcher's rooms.
+    pub async fn searchable(&self, query: &str) -> Result<bool, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_one_cached("SELECT querytree(websearch_to_tsquery('simple', $1)) NOT IN ('T', '')", &[&query])
+            .await?;
+        Ok(row.get(0))
+    }
+
     pub async fn search(
         &self,
         searcher: &Caller,
@@ -365,20 +380,32 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Replaces the content, keeping the previous one as a numbered version.
-    pub async fn edit_message(&self, editor: &Caller, message_id: Uuid, content: &str) -> Result<Message, StoreError> {
+    /// Replaces the content, keeping the previous one as a numbered version; None when the
+    /// message already keeps `max_versions` of them.
+    pub async fn edit_message(
+        &self,
+        editor: &Caller,
+        message_id: Uuid,
+        content: &str,
+        max_versions: i64,
+    ) -> Result<Option<Message>, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
-        tx.execute_cached(
-            "INSERT INTO chat_message_edits (message_id, tenant_id, version, content, edited_by, edited_at)
-             SELECT m.id, m.tenant_id,
-                    1 + (SELECT count(*) FROM chat_message_edits e WHERE e.tenant_id = $1 AND e.message_id = m.id),
-                    m.content, $3, COALESCE(m.edited_at, m.created_at)
-             FROM chat_messages m WHERE m.tenant_id = $1 AND m.id = $2
-             FOR UPDATE",
-            &[&editor.tenant_id, &message_id, &editor.user_id],
-        )
-        .await?;
+        let kept = tx
+            .execute_cached(
+                "INSERT INTO chat_message_edits (message_id, tenant_id, version, content, edited_by, edited_at)
+                 SELECT m.id, m.tenant_id, 1 + v.n, m.content, $3, COALESCE(m.edited_at, m.created_at)
+                 FROM chat_messages m,
+                      LATERAL (SELECT count(*) AS n FROM chat_message_edits e
+                               WHERE e.tenant_id = $1 AND e.message_id = m.id) v
+                 WHERE m.tenant_id = $1 AND m.id = $2 AND v.n < $4
+                 FOR UPDATE OF m",
+                &[&editor.tenant_id, &message_id, &editor.user_id, &max_versions],
+            )
+            .await?;
+        if kept == 0 {
+            return Ok(None);
+        }
         let row = tx
             .query_one_cached(
                 &format!(
@@ -389,7 +416,7 @@ impl Store {
             )
             .await?;
         tx.commit().await?;
-        message_from_row(&row)
+        message_from_row(&row).map(Some)
     }
 
     /// Earlier versions of a message, oldest first. Each holds the content as it was until the
@@ -523,6 +550,8 @@ impl Store {
     /// The next messages of an export (or an archive run: those created before
     /// `created_before`) in `seq` order, each a JSON object with everything kept
     /// about it: deleted content (marked), edits, reactions, receipts and who has read it.
+    /// At most `limit` records and `EXPORT_PAGE_BYTES` of them, but always one: a page holding
+    /// nothing would not move the cursor.
     pub async fn export_page(
         &self,
         tenant_id: &str,
@@ -535,7 +564,9 @@ impl Store {
             .client()
             .await?
             .query_cached(
-                "SELECT m.seq, json_build_object(
+                "SELECT seq, record FROM (
+                 SELECT seq, record, sum(octet_length(record)) OVER (ORDER BY seq) AS upto FROM (
+                 SELECT m.seq, json_build_object(
                      'id', m.id, 'seq', m.seq, 'room_seq', m.room_seq, 'room_id', m.room_id, 'sender_id', m.sender_id,
                      'sender_name', m.sender_name, 'message_type', m.message_type, 'content', m.content,
                      'attachments', m.attachments, 'mentions', m.mentions, 'reply_to', m.reply_to,
@@ -565,12 +596,14 @@ impl Store {
                          SELECT json_agg(p.user_id ORDER BY p.user_id) FROM chat_room_participants p
                          WHERE p.tenant_id = $1 AND p.room_id = m.room_id AND p.last_read_seq >= m.seq
                            AND p.user_id <> m.sender_id), '[]')
-                 )::text
+                 )::text AS record
                  FROM chat_messages m
                  WHERE m.tenant_id = $1 AND ($2::uuid IS NULL OR m.room_id = $2) AND m.seq > $3
                    AND ($5::timestamptz IS NULL OR m.created_at < $5)
-                 ORDER BY m.seq LIMIT $4",
-                &[&tenant_id, &room_id, &after_seq, &limit, &created_before],
+                 ORDER BY m.seq LIMIT $4) page) sized
+                 WHERE upto <= $6 OR upto = octet_length(record)
+                 ORDER BY seq",
+                &[&tenant_id, &room_id, &after_seq, &limit, &created_before, &EXPORT_PAGE_BYTES],
             )
             .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
