@@ -1,7 +1,9 @@
 //! Cold storage for old messages: one gzipped JSON Lines object per room and month in S3, each
 //! line an export record (`service::export`): the message with its edits, reactions, receipts.
 
-use std::io::{Read, Write};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::NaiveDate;
@@ -20,10 +22,21 @@ pub enum ArchiveError {
     Corrupt(String, String),
 }
 
+/// Archived months a process keeps decoded: the pages people scroll back through, without an S3
+/// download and a decompression per page.
+const CACHED_OBJECTS: usize = 16;
+
+/// An object's key and what it held when read (messages, newest seq): a rewritten object (a
+/// later run merged more into it) is a new entry.
+type CacheKey = (String, i32, i64);
+/// Most recently read first.
+type Recent = VecDeque<(CacheKey, Arc<Vec<String>>)>;
+
 #[derive(Clone)]
 pub struct Archive {
     s3: aws_sdk_s3::Client,
     bucket: String,
+    recent: Arc<Mutex<Recent>>,
 }
 
 /// `{tenant}/{room}/{yyyy-mm}.jsonl.gz`
@@ -45,7 +58,7 @@ impl Archive {
     pub async fn new(config: &Config) -> Option<Self> {
         let bucket = config.archive_bucket.clone()?;
         let sdk = crate::aws::sdk_config(config).await;
-        Some(Self { s3: s3_client(&sdk, config.s3_endpoint.as_deref()), bucket })
+        Some(Self { s3: s3_client(&sdk, config.s3_endpoint.as_deref()), bucket, recent: Arc::default() })
     }
 
     pub async fn put(&self, key: &str, records: &[String]) -> Result<(), ArchiveError> {
@@ -67,7 +80,22 @@ impl Archive {
         Ok(())
     }
 
-    /// The records of an object.
+    /// The records of an archived month holding `messages` up to `max_seq`, from the cache of
+    /// recently read objects when it is there.
+    pub async fn records(&self, key: &str, messages: i32, max_seq: i64) -> Result<Arc<Vec<String>>, ArchiveError> {
+        let wanted: CacheKey = (key.to_string(), messages, max_seq);
+        if let Some((_, records)) = self.recent.lock().expect("lock poisoned").iter().find(|(k, _)| *k == wanted) {
+            return Ok(records.clone());
+        }
+        let records = Arc::new(self.get(key).await?);
+        let mut recent = self.recent.lock().expect("lock poisoned");
+        recent.retain(|(k, _)| k.0 != wanted.0);
+        recent.push_front((wanted, records.clone()));
+        recent.truncate(CACHED_OBJECTS);
+        Ok(records)
+    }
+
+    /// The records of an object, decompressed line by line.
     pub async fn get(&self, key: &str) -> Result<Vec<String>, ArchiveError> {
         let object = self
             .s3
@@ -78,10 +106,10 @@ impl Archive {
             .await
             .map_err(|e| ArchiveError::S3(aws_sdk_s3::error::DisplayErrorContext(e).to_string()))?;
         let bytes = object.body.collect().await.map_err(|e| ArchiveError::S3(e.to_string()))?.into_bytes();
-        let mut text = String::new();
-        GzDecoder::new(&bytes[..])
-            .read_to_string(&mut text)
-            .map_err(|e| ArchiveError::Corrupt(key.into(), e.to_string()))?;
-        Ok(text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
+        BufReader::new(GzDecoder::new(&bytes[..]))
+            .lines()
+            .filter(|line| !line.as_ref().is_ok_and(String::is_empty))
+            .collect::<Result<_, _>>()
+            .map_err(|e| ArchiveError::Corrupt(key.into(), e.to_string()))
     }
 }

@@ -94,6 +94,8 @@ pub struct Config {
     /// month; unset, nothing is archived.
     pub archive_bucket: Option<String>,
     pub archive_after: Duration,
+    /// Messages of a room one archive step reads, writes and deletes at most.
+    pub archive_batch: usize,
     /// An S3-compatible endpoint instead of AWS's (path-style addressing), e.g. a local server.
     pub s3_endpoint: Option<String>,
     /// The local gateway mints development tokens at `POST /api/v1/dev/token` (never in production).
@@ -178,6 +180,7 @@ impl Config {
             sweep_window: Duration::from_secs(parsed("SWEEP_WINDOW_SECONDS", 0)?),
             archive_bucket: optional("ARCHIVE_BUCKET"),
             archive_after: Duration::from_secs(86_400 * parsed::<u64>("ARCHIVE_AFTER_DAYS", 365)?),
+            archive_batch: parsed::<usize>("ARCHIVE_BATCH", 5000)?.max(1),
             s3_endpoint: optional("S3_ENDPOINT"),
             dev_tokens: optional("DEV_TOKENS").is_some_and(|v| v == "1" || v == "true"),
             gateway_delivery: parsed("GATEWAY_DELIVERY", GatewayDelivery::InProcess)?,

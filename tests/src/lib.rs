@@ -95,6 +95,7 @@ pub fn config_with(database_url: String, redis_url: String, redis_ca_file: Optio
         // The archive suite sets a bucket; S3_ENDPOINT names the local S3-compatible server.
         archive_bucket: None,
         archive_after: Duration::from_secs(365 * 86_400),
+        archive_batch: 5000,
         s3_endpoint: std::env::var("S3_ENDPOINT").ok(),
         dev_tokens: false,
         // The test command runs the main suites both ways (GATEWAY_DELIVERY=sdk the second time).

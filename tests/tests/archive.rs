@@ -76,6 +76,16 @@ async fn old_months_move_to_s3_and_history_reaches_them() {
     assert_eq!(page["has_more"], false);
     assert_eq!(page["messages"][1]["reactions"][0], json!({ "emoji": "👍", "count": 1, "users": ["bob"] }));
     assert!(!page["messages"][2]["deleted_at"].is_null());
+    // The gateway keeps the months it read: with January's object gone from the bucket, the
+    // same page still comes (from its cache, not a download per page).
+    let s3 = shared::archive::s3_client(
+        &shared::aws::sdk_config_for("us-east-1", false).await,
+        Some(&std::env::var("S3_ENDPOINT").unwrap()),
+    );
+    let bucket = config.archive_bucket.clone().unwrap();
+    s3.delete_object().bucket(&bucket).key(&january).send().await.unwrap();
+    let again = history(&mut bob, &room, json!({ "before": page["messages"][2]["seq"].to_string() })).await;
+    assert_eq!(contents(&again), ["m0 edited", "m1"]);
     // Forwards from the beginning, out of the archive into Postgres.
     let page = history(&mut bob, &room, json!({ "after": "0" })).await;
     assert_eq!(
@@ -92,4 +102,33 @@ async fn old_months_move_to_s3_and_history_reaches_them() {
         format!("SELECT messages FROM chat_archived_months WHERE room_id = '{room}' AND month = '2025-02-01'");
     assert_eq!(app.db().await.query_one(&february, &[]).await.unwrap().get::<_, i32>(0), 3);
     assert_eq!(contents(&history(&mut bob, &room, json!({})).await), ["m3", "m4", "m5"]);
+}
+
+/// A room's backlog is archived in batches of `ARCHIVE_BATCH` messages; each batch merges into
+/// the month's object, so the result is the same as in one go.
+#[tokio::test]
+async fn a_room_is_archived_in_bounded_batches() {
+    let mut config = test_config().await;
+    config.archive_bucket = Some(archive_bucket().await);
+    config.archive_after = std::time::Duration::from_secs(30 * 86_400);
+    config.archive_batch = 2;
+    let app = spawn_app_with(config.clone()).await;
+    let mut alice = app.connect("alice").await;
+    let room = app.room(&mut alice, &mut [], json!({})).await;
+    for i in 0..5 {
+        alice.request(json!({ "type": "send_message", "room_id": room, "content": format!("old {i}") })).await;
+    }
+    app.db()
+        .await
+        .batch_execute(&format!("UPDATE chat_messages SET created_at = '2025-03-10' WHERE room_id = '{room}'"))
+        .await
+        .unwrap();
+    let service = ChatService::new(config).await.unwrap();
+    let report = service.archive_old_messages().await.unwrap();
+    assert_eq!((report.rooms, report.messages, report.months), (1, 5, 3), "three batches of at most two");
+    assert_eq!(app.scalar(&format!("SELECT count(*) FROM chat_messages WHERE room_id = '{room}'")).await, 0);
+    let march = format!("{}/{room}/2025-03.jsonl.gz", app.tenant);
+    assert_eq!(service.archive.as_ref().unwrap().get(&march).await.unwrap().len(), 5);
+    let page = alice.request(json!({ "type": "get_history", "room_id": room, "limit": 10 })).await;
+    assert_eq!(contents(&page), ["old 0", "old 1", "old 2", "old 3", "old 4"]);
 }

@@ -66,39 +66,26 @@ impl ChatService {
         let cutoff = Utc::now() - self.config.archive_after;
         let mut report = ArchiveReport::default();
         for (tenant_id, room_id) in self.store.rooms_with_messages_before(cutoff).await? {
-            let mut months: BTreeMap<NaiveDate, BTreeMap<i64, String>> = BTreeMap::new();
+            // A room's backlog goes in batches of at most `archive_batch` messages, so a room with
+            // years of history never has to fit in the function's memory at once.
             let mut after = 0;
             loop {
-                let page = self.store.export_page(&tenant_id, Some(room_id), after, Some(cutoff), PAGE).await?;
-                let Some(&(last, _)) = page.last() else { break };
-                after = last;
-                for (seq, record) in page {
-                    months.entry(seq_and_month(&record)?.1).or_default().insert(seq, record);
-                }
-            }
-            let existing: HashMap<NaiveDate, ArchivedMonth> =
-                self.store.archived_months(&tenant_id, room_id).await?.into_iter().map(|m| (m.month, m)).collect();
-            for (month, new) in months {
-                let key = object_key(&tenant_id, room_id, month);
-                let mut all: BTreeMap<i64, String> = BTreeMap::new();
-                if existing.contains_key(&month) {
-                    for record in archive.get(&key).await? {
-                        all.insert(seq_and_month(&record)?.0, record);
+                let mut months: BTreeMap<NaiveDate, BTreeMap<i64, String>> = BTreeMap::new();
+                let mut batch = 0;
+                while batch < self.config.archive_batch {
+                    let rows = PAGE.min((self.config.archive_batch - batch) as i64);
+                    let page = self.store.export_page(&tenant_id, Some(room_id), after, Some(cutoff), rows).await?;
+                    let Some(&(last, _)) = page.last() else { break };
+                    after = last;
+                    batch += page.len();
+                    for (seq, record) in page {
+                        months.entry(seq_and_month(&record)?.1).or_default().insert(seq, record);
                     }
                 }
-                let seqs: Vec<i64> = new.keys().copied().collect();
-                all.extend(new);
-                let records: Vec<String> = all.values().cloned().collect();
-                archive.put(&key, &records).await?;
-                let row = ArchivedMonth {
-                    month,
-                    object_key: key,
-                    messages: records.len() as i32,
-                    min_seq: *all.keys().next().expect("a month holds messages"),
-                    max_seq: *all.keys().next_back().expect("a month holds messages"),
-                };
-                report.messages += self.store.move_to_archive(&tenant_id, room_id, &row, &seqs).await?;
-                report.months += 1;
+                if months.is_empty() {
+                    break;
+                }
+                self.archive_months(archive, &tenant_id, room_id, months, &mut report).await?;
             }
             if let Err(err) = self.cache.invalidate(room_id).await {
                 tracing::warn!(error = %err, %room_id, "recent-message cache not invalidated after archiving");
@@ -106,6 +93,43 @@ impl ChatService {
             report.rooms += 1;
         }
         Ok(report)
+    }
+
+    /// Writes each month's new records into its object (merged with what it already holds),
+    /// then takes them out of Postgres.
+    async fn archive_months(
+        &self,
+        archive: &Archive,
+        tenant_id: &str,
+        room_id: Uuid,
+        months: BTreeMap<NaiveDate, BTreeMap<i64, String>>,
+        report: &mut ArchiveReport,
+    ) -> Result<()> {
+        let existing: HashMap<NaiveDate, ArchivedMonth> =
+            self.store.archived_months(tenant_id, room_id).await?.into_iter().map(|m| (m.month, m)).collect();
+        for (month, new) in months {
+            let key = object_key(tenant_id, room_id, month);
+            let mut all: BTreeMap<i64, String> = BTreeMap::new();
+            if existing.contains_key(&month) {
+                for record in archive.get(&key).await? {
+                    all.insert(seq_and_month(&record)?.0, record);
+                }
+            }
+            let seqs: Vec<i64> = new.keys().copied().collect();
+            all.extend(new);
+            let records: Vec<String> = all.values().cloned().collect();
+            archive.put(&key, &records).await?;
+            let row = ArchivedMonth {
+                month,
+                object_key: key,
+                messages: records.len() as i32,
+                min_seq: *all.keys().next().expect("a month holds messages"),
+                max_seq: *all.keys().next_back().expect("a month holds messages"),
+            };
+            report.messages += self.store.move_to_archive(tenant_id, room_id, &row, &seqs).await?;
+            report.months += 1;
+        }
+        Ok(())
     }
 
     /// Archived messages of the room beyond a cursor: up to `limit` before `before` (newest of
@@ -133,8 +157,8 @@ impl ChatService {
                 break;
             }
             let mut messages: Vec<Message> = Vec::new();
-            for record in archive.get(&month.object_key).await? {
-                let message = message_from_record(&record)?;
+            for record in archive.records(&month.object_key, month.messages, month.max_seq).await?.iter() {
+                let message = message_from_record(record)?;
                 if wanted(message.seq) {
                     messages.push(message);
                 }
