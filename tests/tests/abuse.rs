@@ -670,7 +670,8 @@ async fn the_management_api_answers_only_to_this_machine_and_dev_tokens_stay_on_
     let mut alice = app.connect("alice").await;
     // Straight to the gateway: a proxy from the environment would answer in its stead.
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
-    let connection = alice.connection_id.clone();
+    // URL-encoded, as API Gateway requires: ids may hold '/', '+' and '='.
+    let connection = alice.connection_id.replace('/', "%2F").replace('+', "%2B").replace('=', "%3D");
     let at = |host: &str| format!("http://{host}:{port}/local/@connections/{connection}");
     let mut attempts = 0;
     match non_loopback_address() {
