@@ -62,7 +62,9 @@ pub enum FanoutError {
 pub struct Chunk {
     pub endpoint: String,
     pub tenant_id: String,
-    pub payload: String,
+    /// The frame, shared by the chunks of one fan-out (text in the invocation's JSON).
+    #[serde(with = "payload_text")]
+    pub payload: Payload,
     /// (user, connection id)
     pub posts: Vec<(String, String)>,
     /// For a message: its room and `seq`, which the recipients' delivery positions move to.
@@ -290,7 +292,6 @@ impl Fanout {
             return Ok(());
         }
         let endpoint = self.endpoint(endpoint)?;
-        let payload = String::from_utf8_lossy(payload).into_owned();
         let chunks = posts.chunks(self.chunk).map(|posts| Chunk {
             endpoint: endpoint.clone(),
             tenant_id: tenant_id.to_string(),
@@ -310,8 +311,7 @@ impl Fanout {
     /// One chunk's posts, pruning and delivery positions (in the fan-out function, or here).
     pub async fn run(&self, chunk: Chunk) -> Result<(), FanoutError> {
         let posts = chunk.posts.iter().map(|(user, id)| (user.as_str(), id.as_str())).collect();
-        let payload = Payload::from(chunk.payload.clone());
-        let delivered = self.post_all(Some(&chunk.endpoint), &chunk.tenant_id, posts, &payload).await?;
+        let delivered = self.post_all(Some(&chunk.endpoint), &chunk.tenant_id, posts, &chunk.payload).await?;
         if let Some((room_id, seq)) = chunk.position {
             let mut users: Vec<String> = delivered.into_iter().map(str::to_string).collect();
             users.sort_unstable();
@@ -399,5 +399,20 @@ impl Fanout {
             self.presence.set_status(tenant_id, user_id, false, now).await?;
         }
         Ok(())
+    }
+}
+
+/// Frames are JSON text: a chunk carries its payload as a string, not an array of bytes.
+mod payload_text {
+    use serde::{ser::Error as _, Deserialize, Deserializer, Serializer};
+
+    use super::Payload;
+
+    pub fn serialize<S: Serializer>(payload: &Payload, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(std::str::from_utf8(payload).map_err(S::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Payload, D::Error> {
+        String::deserialize(deserializer).map(Payload::from)
     }
 }
