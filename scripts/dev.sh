@@ -4,13 +4,14 @@
 #   scripts/dev.sh run    the whole system on this machine: gateway on :8000 (PORT to change)
 #   scripts/dev.sh test   every test
 #   scripts/dev.sh bench  the benchmark table (README, "Benchmarks")
+#   scripts/dev.sh api    docs/api (schemas, AsyncAPI, OpenAPI) and the JS client's types, from the protocol's code
 #
 # When DATABASE_URL / REDIS_URL are not set, private Postgres and Redis instances are started
 # from Debian's packages (installed first when missing) and stopped again on exit.
 set -euo pipefail
 
 mode=${1:-}
-case "$mode" in run | test | bench) ;; *) echo "usage: $0 run|test|bench" >&2; exit 2 ;; esac
+case "$mode" in run | test | bench | api) ;; *) echo "usage: $0 run|test|bench|api" >&2; exit 2 ;; esac
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
@@ -139,6 +140,50 @@ start_redis_cluster() {
     redis_cluster_url="redis+cluster://$(IFS=,; echo "${nodes[*]}")"
 }
 
+# PgBouncer in transaction mode in front of DATABASE_URL's server, as RDS Proxy stands in front of
+# RDS: a client's transaction (or statement outside one) borrows one of the POOL server connections
+# of its database and gives it back when it ends. Sets pgbouncer_port.
+start_pgbouncer() {
+    local pool=$1 dir="$state/pgbouncer" server port bin
+    bin=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
+    [ -x "$bin" ] || { apt_install pgbouncer; bin=/usr/sbin/pgbouncer; }
+    server=${DATABASE_URL#*://}
+    server=${server#*@}
+    server=${server%%/*}
+    port=$(free_port)
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    # Every database (the tests create one each) through the one user the tests connect as.
+    cat >"$dir/pgbouncer.ini" <<EOT
+[databases]
+* = host=${server%:*} port=${server##*:} user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = any
+pool_mode = transaction
+default_pool_size = $pool
+max_client_conn = 1000
+; Every test has a database of its own, so a pool each: all of them together stay within a few
+; pools' worth, idle server connections closing soon to make room for the next test's.
+max_user_connections = $((pool * 4))
+server_idle_timeout = 5
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+EOT
+    # PgBouncer will not run as root.
+    [ "$(id -u)" = 0 ] && chown -R postgres: "$dir"
+    say "starting PgBouncer (transaction mode, $pool server connections per database) on 127.0.0.1:$port"
+    as_postgres "$bin" -d "$dir/pgbouncer.ini"
+    cleanup+=("kill \$(cat '$dir/pgbouncer.pid')")
+    for _ in $(seq 1 100); do
+        (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    pgbouncer_port=$port
+}
+
 # A throw-away CA ($tls/ca.pem) and a server certificate it signed for localhost and 127.0.0.1,
 # for the TLS servers of the test command.
 make_certs() {
@@ -212,7 +257,7 @@ cfn_lint() {
     "$venv/bin/cfn-lint" "$@"
 }
 
-# A local S3-compatible server (moto) for the archive tests.
+# A local server of S3 and SQS (moto) for the archive and webhook tests.
 start_s3() {
     pip_tool moto_server "moto[server]"
     local port
@@ -229,6 +274,14 @@ start_s3() {
 }
 
 require_toolchain
+if [ "$mode" = api ]; then
+    say "writing docs/api from the protocol's types"
+    cargo run -q --locked -p shared --bin api-docs
+    say "generating clients/js/src/protocol.ts from docs/api/protocol.schema.json"
+    command -v npm >/dev/null || apt_install nodejs npm
+    (cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent generate)
+    exit 0
+fi
 if [ -z "${DATABASE_URL:-}" ]; then
     start_postgres postgres
     export DATABASE_URL="postgres://postgres@127.0.0.1:$pg_port/chat"
@@ -259,12 +312,13 @@ For example, with wscat (npm i -g wscat):
 Postgres: $DATABASE_URL   Redis: $REDIS_URL   (Ctrl-C stops everything)
 
 EOT
-    # Development tokens for the web page's sign-in; a deployment never sets this.
-    DEV_TOKENS=1 "$gw" serve --host "${HOST:-127.0.0.1}" --port "$port"
+    # Development tokens for the web page's sign-in, webhooks to a receiver on this machine;
+    # a deployment sets neither.
+    DEV_TOKENS=1 WEBHOOK_ALLOW_HTTP="${WEBHOOK_ALLOW_HTTP:-1}" "$gw" serve --host "${HOST:-127.0.0.1}" --port "$port"
     ;;
 bench)
-    say "building release binaries"
-    cargo build --release --workspace --bins --locked
+    say "building release binaries with symbols (the profiling profile)"
+    cargo build --profile profiling --workspace --bins --locked
     command -v redis-benchmark >/dev/null || apt_install redis-tools
     ls /usr/lib/postgresql/*/bin/pgbench >/dev/null 2>&1 || apt_install postgresql
     command -v npm >/dev/null || apt_install nodejs npm
@@ -273,9 +327,11 @@ bench)
     # Ten thousand client sockets and as many server sockets.
     ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
     say "benchmarking (a few minutes)"
-    target/release/bench | tee target/bench.txt
+    target/profiling/bench | tee target/bench.txt
     ;;
 test)
+    # The contract recorder of the Rust suites writes here (tests/src/contract.rs).
+    rm -rf target/contract
     say "linting template.yaml"
     cfn_lint template.yaml
     start_s3
@@ -284,13 +340,18 @@ test)
     say "running all tests"
     # --show-output prints what passing tests report, such as the functions' cold starts.
     RUST_LOG="${RUST_LOG:-warn}" cargo test --workspace --locked -- --show-output
-    say "running the main suites again with posts through the real SDK client (as on AWS)"
-    GATEWAY_DELIVERY=sdk RUST_LOG="${RUST_LOG:-warn}" cargo test --locked -p integration-tests \
+    say "running the main suites again with posts through the real SDK client (as on AWS), every room fanned out as a big one"
+    GATEWAY_DELIVERY=sdk FANOUT_MEMBER_LIST_MAX=0 RUST_LOG="${RUST_LOG:-warn}" cargo test --locked -p integration-tests \
         --test foundation --test features
     start_redis_cluster
-    say "running the Redis-backed suites again, against the Redis Cluster"
-    REDIS_URL="$redis_cluster_url" RUST_LOG="${RUST_LOG:-warn}" cargo test --locked -p integration-tests \
+    say "running the Redis-backed suites again, against the Redis Cluster, each connection's frames one at a time"
+    REDIS_URL="$redis_cluster_url" GATEWAY_FRAME_CONCURRENCY=1 RUST_LOG="${RUST_LOG:-warn}" cargo test --locked -p integration-tests \
         --test foundation --test features --test abuse --test http_api
+    start_pgbouncer 10
+    say "running the main suites again through PgBouncer in transaction mode (as behind RDS Proxy), statements unnamed"
+    DIRECT_DATABASE_URL="$DATABASE_URL" DATABASE_URL="postgres://postgres@127.0.0.1:$pgbouncer_port/chat" \
+        DB_STATEMENTS=unnamed POOLER_POOL_SIZE=10 RUST_LOG="${RUST_LOG:-warn}" cargo test --locked -p integration-tests \
+        --test foundation --test features --test pooler -- --show-output
     # As on AWS (RDS forces TLS, ElastiCache with in-transit encryption): nothing in the clear.
     make_certs
     printf '%s\n' "hostssl all all 127.0.0.1/32 trust" "hostssl all all ::1/128 trust" >"$tls/pg_hba.conf"
@@ -308,6 +369,10 @@ test)
     say "testing the JavaScript client and the web page (Node, headless Chromium)"
     command -v npm >/dev/null || apt_install nodejs npm
     [ -x "${CHROMIUM:-/usr/bin/chromium}" ] || apt_install chromium
+    # Without it emoji are empty boxes in the page and its screenshots.
+    fc-list 'Noto Color Emoji' 2>/dev/null | grep -q . || apt_install fonts-noto-color-emoji
     (cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build && npm test)
+    say "the contract: which of the protocol's frame types the suites checked against the schemas"
+    cargo run -q --locked -p integration-tests --bin contract
     ;;
 esac

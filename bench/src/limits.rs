@@ -8,6 +8,8 @@ use std::time::Instant;
 use axum::extract::ws::{Message, WebSocketUpgrade};
 use axum::routing::get;
 use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 pub struct Limits {
     pub pg_inserts_per_sec: f64,
@@ -24,6 +26,20 @@ pub fn redis_address() -> (String, String) {
     let address = redis.trim_start_matches("redis://").trim_end_matches('/');
     let (host, port) = address.rsplit_once(':').unwrap_or((address, "6379"));
     (host.to_string(), port.to_string())
+}
+
+/// A section of Redis' `INFO`, through a bare connection.
+pub async fn redis_info(section: &str) -> String {
+    let (host, port) = redis_address();
+    let mut redis = BufReader::new(TcpStream::connect(format!("{host}:{port}")).await.expect("connect to Redis"));
+    redis.get_mut().write_all(format!("INFO {section}\r\n").as_bytes()).await.unwrap();
+    // A bulk string: "$<length>\r\n<text>\r\n".
+    let mut header = String::new();
+    redis.read_line(&mut header).await.unwrap();
+    let length: usize = header.trim().strip_prefix('$').and_then(|n| n.parse().ok()).expect("INFO reply");
+    let mut text = vec![0; length];
+    redis.read_exact(&mut text).await.unwrap();
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 fn tool(name: &str) -> String {

@@ -4,23 +4,21 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::stream::{self, SplitStream};
+use futures::stream;
 use futures::{SinkExt, StreamExt};
 use integration_tests::lambda::LocalLambda;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::exchange::DEADLINE;
+use crate::fan_out::Server;
+use crate::wire::{Protocol, Ws};
 
-const DEADLINE: Duration = Duration::from_secs(60);
-
-fn release_binary(name: &str) -> String {
-    format!("{}/../target/release/{name}", env!("CARGO_MANIFEST_DIR"))
+/// The workspace's build with symbols (`cargo build --profile profiling`), to profile under load.
+pub fn release_binary(name: &str) -> String {
+    format!("{}/../target/profiling/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 pub struct Gateway {
@@ -70,7 +68,7 @@ impl Gateway {
     }
 
     fn rss_kib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().unwrap())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
@@ -95,23 +93,6 @@ impl Gateway {
         eprintln!("bench: connections still open after {DEADLINE:?}");
     }
 
-    /// Waits until the gateway uses next to no CPU: the follow-up work of what came before (such
-    /// as telling contacts that members came online) is over.
-    pub async fn idle(&self) {
-        let stat = format!("/proc/{}/stat", self.child.id().unwrap());
-        let deadline = Instant::now() + DEADLINE;
-        let mut used = cpu_ticks(&stat);
-        while Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(250)).await;
-            let now = cpu_ticks(&stat);
-            if now - used <= 1 {
-                return;
-            }
-            used = now;
-        }
-        eprintln!("bench: gateway still busy after {DEADLINE:?}");
-    }
-
     pub fn management_endpoint(&self) -> String {
         format!("http://127.0.0.1:{}/{}", self.port, gateway::STAGE)
     }
@@ -129,6 +110,39 @@ impl Gateway {
     pub async fn connect_many(&self, tenant: &str, users: &[String]) -> Vec<(Ws, String)> {
         let clients: Vec<_> = stream::iter(users).map(|u| self.connect(tenant, u)).buffered(100).collect().await;
         clients
+    }
+}
+
+impl Server for Gateway {
+    fn protocol(&self) -> Protocol {
+        Protocol::Ours
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap()
+    }
+
+    /// In a tenant of their own, each room made by its first member with the others in it.
+    async fn rooms(&self, size: usize, rooms: usize) -> (Vec<Ws>, Vec<String>) {
+        let tenant = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        let users: Vec<String> = (0..size * rooms).map(|i| format!("u{i}")).collect();
+        let mut clients: Vec<Ws> = self.connect_many(&tenant, &users).await.into_iter().map(|(ws, _)| ws).collect();
+        let mut room_ids = Vec::new();
+        for room in 0..rooms {
+            let members = &users[room * size + 1..(room + 1) * size];
+            let created = request(
+                &mut clients[room * size],
+                json!({ "type": "create_room", "name": "bench", "room_type": "group", "participants": members }),
+            )
+            .await;
+            room_ids.push(created["room"]["id"].as_str().expect("room created").to_string());
+        }
+        (clients, room_ids)
+    }
+
+    /// Every connection has been through `$disconnect`.
+    async fn closed(&self) {
+        self.settle(0).await;
     }
 }
 
@@ -151,179 +165,6 @@ pub async fn request(ws: &mut Ws, mut frame: Value) -> Value {
             return reply;
         }
     }
-}
-
-#[derive(Default)]
-pub struct FanOut {
-    /// Stored and acknowledged.
-    pub messages: usize,
-    /// Sends answered with an error frame.
-    pub failed: usize,
-    pub messages_per_sec: f64,
-    pub deliveries_per_sec: f64,
-    pub p50: Duration,
-    pub p99: Duration,
-    pub p999: Duration,
-    /// From sending to the sender's `message_sent` (the peer's load generator does not time these).
-    pub ack_p50: Duration,
-    pub ack_p99: Duration,
-}
-
-/// `rooms` rooms of `size` members; in each, `senders` members send `per_sender` messages each,
-/// each waiting for its acknowledgement (stored in Postgres) before the next. Latency is from
-/// sending to delivery at each other member.
-pub async fn fan_out(gateway: &Gateway, size: usize, senders: usize, per_sender: usize, rooms: usize) -> FanOut {
-    let tenant = format!("bench-{}", uuid::Uuid::new_v4().simple());
-    let users: Vec<String> = (0..size * rooms).map(|i| format!("u{i}")).collect();
-    let mut clients = gateway.connect_many(&tenant, &users).await;
-    let mut room_ids = Vec::new();
-    for room in 0..rooms {
-        let members = &users[room * size + 1..(room + 1) * size];
-        let created = request(
-            &mut clients[room * size].0,
-            json!({ "type": "create_room", "name": "bench", "room_type": "group", "participants": members }),
-        )
-        .await;
-        room_ids.push(created["room"]["id"].as_str().expect("room created").to_string());
-    }
-    let parts = clients
-        .into_iter()
-        .enumerate()
-        .map(|(i, (ws, _))| {
-            let sends = i % size < senders;
-            Part {
-                ws,
-                sends_to: sends.then(|| room_ids[i / size].clone()),
-                deliveries: senders * per_sender - if sends { per_sender } else { 0 },
-            }
-        })
-        .collect();
-    let (figures, clients) = exchange(parts, per_sender).await;
-    drop(clients);
-    gateway.settle(0).await;
-    figures
-}
-
-/// A client of an exchange: the room it sends to, if it sends, and how many deliveries it awaits.
-pub struct Part {
-    pub ws: Ws,
-    pub sends_to: Option<String>,
-    pub deliveries: usize,
-}
-
-/// Each sender sends `per_sender` messages, each after the previous one's answer (its
-/// acknowledgement or an error); every client reads until its deliveries have arrived (or
-/// `DEADLINE`). Delivery latency is from sending to arrival, ack latency from sending to
-/// `message_sent`. Gives the sockets back, in order, for the next scenario.
-pub async fn exchange(parts: Vec<Part>, per_sender: usize) -> (FanOut, Vec<Ws>) {
-    let base = Instant::now();
-    let (latency_tx, mut latency_rx) = mpsc::unbounded_channel::<u64>();
-    let mut clients = Vec::new();
-    for Part { ws, sends_to, deliveries } in parts {
-        let (sink, stream) = ws.split();
-        let (answer_tx, answers) = mpsc::unbounded_channel::<bool>();
-        let sends = if sends_to.is_some() { per_sender } else { 0 };
-        let reader = tokio::spawn(read(stream, deliveries, sends, answer_tx, latency_tx.clone(), base));
-        clients.push((sink, sends_to, answers, reader));
-    }
-    drop(latency_tx);
-    // Every reader runs before the first message goes out.
-    let started = Instant::now();
-    let clients = clients.into_iter().map(|(mut sink, sends_to, mut answers, reader)| {
-        tokio::spawn(async move {
-            let (mut ack_latencies, mut failed) = (Vec::new(), 0);
-            if let Some(room) = sends_to {
-                for _ in 0..per_sender {
-                    let sent = base.elapsed().as_micros() as u64;
-                    let frame = json!({ "type": "send_message", "room_id": room, "content": format!("bench:{sent}") });
-                    sink.send(Message::Text(frame.to_string().into())).await.unwrap();
-                    match answers.recv().await {
-                        Some(true) => ack_latencies.push(base.elapsed().as_micros() as u64 - sent),
-                        Some(false) => failed += 1,
-                        // The reader gave up waiting.
-                        None => break,
-                    }
-                }
-            }
-            let stream = reader.await.unwrap();
-            (sink.reunite(stream).unwrap(), ack_latencies, failed)
-        })
-    });
-    let (mut sockets, mut acks, mut failed) = (Vec::new(), Vec::new(), 0);
-    for client in futures::future::join_all(clients).await {
-        let (ws, latencies, errors) = client.unwrap();
-        sockets.push(ws);
-        acks.extend(latencies);
-        failed += errors;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let mut latencies = Vec::new();
-    while let Ok(l) = latency_rx.try_recv() {
-        latencies.push(l);
-    }
-    latencies.sort_unstable();
-    acks.sort_unstable();
-    let figures = FanOut {
-        messages: acks.len(),
-        failed,
-        messages_per_sec: acks.len() as f64 / elapsed,
-        deliveries_per_sec: latencies.len() as f64 / elapsed,
-        p50: quantile(&latencies, 0.5),
-        p99: quantile(&latencies, 0.99),
-        p999: quantile(&latencies, 0.999),
-        ack_p50: quantile(&acks, 0.5),
-        ack_p99: quantile(&acks, 0.99),
-    };
-    (figures, sockets)
-}
-
-/// The `q` quantile (nearest rank) of sorted latencies in microseconds: of 3, p99 is the largest.
-fn quantile(sorted: &[u64], q: f64) -> Duration {
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    Duration::from_micros(sorted.get(rank.saturating_sub(1)).copied().unwrap_or(0))
-}
-
-/// Reads until the deliveries and the answers to its sends (acknowledgement: true, error: false)
-/// have arrived (or `DEADLINE`), then gives the stream back.
-async fn read(
-    mut stream: SplitStream<Ws>,
-    deliveries: usize,
-    answers: usize,
-    answer_tx: mpsc::UnboundedSender<bool>,
-    latency_tx: mpsc::UnboundedSender<u64>,
-    base: Instant,
-) -> SplitStream<Ws> {
-    let (mut delivered, mut answered) = (0, 0);
-    let deadline = tokio::time::sleep(DEADLINE);
-    tokio::pin!(deadline);
-    while delivered < deliveries || answered < answers {
-        let frame = tokio::select! {
-            frame = stream.next() => frame,
-            _ = &mut deadline => { eprintln!("bench: gave up waiting ({delivered}/{deliveries} delivered)"); break; }
-        };
-        let Some(Ok(Message::Text(text))) = frame else { continue };
-        let frame: Value = serde_json::from_str(&text).unwrap();
-        match frame["type"].as_str() {
-            Some("new_message") => {
-                if let Some(sent) = frame["message"]["content"].as_str().and_then(|c| c.strip_prefix("bench:")) {
-                    let sent: u64 = sent.parse().unwrap();
-                    let _ = latency_tx.send(base.elapsed().as_micros() as u64 - sent);
-                    delivered += 1;
-                }
-            }
-            Some("message_sent") => {
-                answered += 1;
-                let _ = answer_tx.send(true);
-            }
-            Some("error") => {
-                eprintln!("bench: error frame {frame}");
-                answered += 1;
-                let _ = answer_tx.send(false);
-            }
-            _ => {}
-        }
-    }
-    stream
 }
 
 pub struct Idle {
@@ -352,15 +193,8 @@ pub struct Cost {
     pub allocations: f64,
 }
 
-/// User and system CPU time, in clock ticks (10 ms), from a `/proc/.../stat` file.
-fn cpu_ticks(stat: &str) -> u64 {
-    let stat = std::fs::read_to_string(stat).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 fn thread_cpu() -> Duration {
-    Duration::from_millis(cpu_ticks("/proc/thread-self/stat") * 10)
+    Duration::from_millis(crate::cpu::ticks("/proc/thread-self/stat") * 10)
 }
 
 /// The message-route handler called in-process on a thread of its own, for a send_message in a

@@ -10,12 +10,18 @@
 //!   BENCH_WRITE_PATH_ONLY=1 only the limits and the write-path section
 
 mod alloc;
+mod cpu;
+mod exchange;
+mod fan_out;
 mod limits;
 mod load;
 mod peer;
+mod wire;
 mod write_path;
 
 use std::time::Duration;
+
+use exchange::{FanOut, Pace};
 
 #[global_allocator]
 static COUNTING: alloc::Counting = alloc::Counting;
@@ -65,7 +71,7 @@ async fn run() -> Vec<Row> {
     rows
 }
 
-/// Idle connections, then the fan-out scenarios beside the Socket.IO peer.
+/// Idle connections, then the fan-out scenarios beside the peers.
 async fn fan_out_rows(gateway: &load::Gateway, limits: &limits::Limits, rows: &mut Vec<Row>) {
     // First, while the gateway's memory holds nothing else.
     let idle_count = env_or("BENCH_IDLE", 10_000);
@@ -79,7 +85,7 @@ async fn fan_out_rows(gateway: &load::Gateway, limits: &limits::Limits, rows: &m
         });
     }
 
-    let peer = peer::Peer::start().await;
+    let peers = [peer::Peer::socketio().await, peer::Peer::socketioxide().await];
     // A size of 0 (e.g. BENCH_BIG_ROOM=0) skips that scenario; BENCH_FANOUT_ONLY stops after fan-out.
 
     // (members per room, senders per room, messages per sender, rooms)
@@ -92,20 +98,23 @@ async fn fan_out_rows(gateway: &load::Gateway, limits: &limits::Limits, rows: &m
         if size * rooms == 0 {
             continue;
         }
-        let ours = load::fan_out(gateway, size, senders, per_sender, rooms).await;
-        let theirs = peer.fan_out(size, senders, per_sender, rooms).await;
+        let pace = Pace::Acked(per_sender);
+        let ours = fan_out::fan_out(gateway, size, senders, pace, rooms).await;
         let name =
             if rooms > 1 { format!("{rooms} rooms of {size}") } else { format!("room of {size}, {senders} senders") };
-        rows.push(Row {
-            scenario: format!("fan-out, {name}"),
-            ours: fan_out_figures(&ours),
-            reference: format!("Socket.IO {}", fan_out_figures(&theirs)),
-            ratio: format!(
-                "{:.2} / p99 {:.1}x",
-                ours.deliveries_per_sec / theirs.deliveries_per_sec,
-                ours.p99.as_secs_f64() / theirs.p99.as_secs_f64()
-            ),
-        });
+        for (i, peer) in peers.iter().enumerate() {
+            let theirs = fan_out::fan_out(peer, size, senders, pace, rooms).await;
+            rows.push(Row {
+                scenario: if i == 0 { format!("fan-out, {name}") } else { String::new() },
+                ours: if i == 0 { fan_out_figures(&ours) } else { String::new() },
+                reference: format!("{} {}", peer.name, fan_out_figures(&theirs)),
+                ratio: format!(
+                    "{:.2} / p99 {:.1}x",
+                    ours.deliveries_per_sec / theirs.deliveries_per_sec,
+                    ours.p99.as_secs_f64() / theirs.p99.as_secs_f64()
+                ),
+            });
+        }
         rows.push(Row {
             scenario: "  stored msgs/s vs pgbench inserts/s".into(),
             ours: format!("{:.0} msgs/s stored+acked", ours.messages_per_sec),
@@ -113,7 +122,28 @@ async fn fan_out_rows(gateway: &load::Gateway, limits: &limits::Limits, rows: &m
             ratio: format!("{:.3}", ours.messages_per_sec / limits.pg_inserts_per_sec),
         });
     }
-    peer.stop().await;
+
+    let (size, rate, seconds) =
+        (env_or("BENCH_RATE_ROOM", 100), env_or("BENCH_RATE", 1000), env_or("BENCH_RATE_SECONDS", 5));
+    if size * rate * seconds > 0 {
+        let ours = fan_out::fixed_rate(gateway, size, rate, seconds).await;
+        for (i, peer) in peers.iter().enumerate() {
+            let theirs = fan_out::fixed_rate(peer, size, rate, seconds).await;
+            rows.push(Row {
+                scenario: if i == 0 { format!("fixed rate, room of {size}, {rate} msgs/s") } else { String::new() },
+                ours: if i == 0 { fixed_rate_figures(&ours) } else { String::new() },
+                reference: format!("{} {}", peer.name, fixed_rate_figures(&theirs)),
+                ratio: format!(
+                    "p99 {:.1}x / cpu {:.1}x",
+                    ours.p99.as_secs_f64() / theirs.p99.as_secs_f64(),
+                    ours.cores.server / theirs.cores.server
+                ),
+            });
+        }
+    }
+    for peer in peers {
+        peer.stop().await;
+    }
 }
 
 /// One invocation's cost, cold starts, Redis round trips, and the 1:1 exchange beside a bare echo.
@@ -142,7 +172,7 @@ async fn invocation_rows(gateway: &load::Gateway, limits: &limits::Limits, rows:
         ratio: String::new(),
     });
     let echo = limits::websocket_echo(env_or("BENCH_ECHO_CLIENTS", 50), 200).await;
-    let fan = load::fan_out(gateway, 2, 1, 2000, 1).await;
+    let fan = fan_out::fan_out(gateway, 2, 1, Pace::Acked(2000), 1).await;
     rows.push(Row {
         scenario: "1:1 send→ack→deliver vs bare echo".into(),
         ours: format!("{:.0} msgs/s (stored, acked)", fan.messages_per_sec),
@@ -151,8 +181,31 @@ async fn invocation_rows(gateway: &load::Gateway, limits: &limits::Limits, rows:
     });
 }
 
-fn fan_out_figures(f: &load::FanOut) -> String {
-    format!("{:.0} deliv/s, p50 {} p99 {} p999 {}", f.deliveries_per_sec, ms(f.p50), ms(f.p99), ms(f.p999))
+fn fan_out_figures(f: &FanOut) -> String {
+    format!("{:.0} deliv/s, {}", f.deliveries_per_sec, latencies_and_cpu(f))
+}
+
+fn fixed_rate_figures(f: &FanOut) -> String {
+    format!("{}, {:.0} deliv/s", latencies_and_cpu(f), f.deliveries_per_sec)
+}
+
+/// Delivery latencies, what was missing at the deadline, and the server's CPU beside Postgres'
+/// and Redis'.
+fn latencies_and_cpu(f: &FanOut) -> String {
+    let missing = if f.delivered < f.expected {
+        format!(" ({} of {} delivered)", f.delivered, f.expected)
+    } else {
+        String::new()
+    };
+    format!(
+        "p50 {} p99 {} p999 {}{missing}, cpu {:.2} (pg {:.2}, redis {:.2})",
+        ms(f.p50),
+        ms(f.p99),
+        ms(f.p999),
+        f.cores.server,
+        f.cores.postgres,
+        f.cores.redis
+    )
 }
 
 fn ms(d: Duration) -> String {

@@ -5,26 +5,27 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
+use crate::exchange::{self, FanOut, Pace, Part};
+use crate::fan_out::Server;
 use crate::limits::{self, Limits};
-use crate::load::{self, FanOut, Gateway, Part, Ws};
+use crate::load::{self, Gateway};
+use crate::wire::{Protocol, Ws};
 use crate::{ms, Row};
 
 /// What one frame may carry (shared/src/service/validate.rs): the participants of a
 /// `create_room`, the user ids of an `invite`.
 const MAX_INITIAL_MEMBERS: usize = 1_000;
 const MAX_USERS_PER_FRAME: usize = 100;
-/// Connections of a room's creator inviting at once while a room is set up: each invited
-/// member's user_joined reads every member from Postgres and Redis, so a room of 10 000 takes
-/// minutes; two halve that (one took 187 s, two 92 s on the shared 2-core machine).
+/// Connections of a room's creator inviting at once while a room is set up (each invite's
+/// system messages are fanned out to the room; two halved the set-up time of a room of 10 000
+/// when each one read every member).
 const INVITERS: usize = 2;
 /// Senders per room (the first members).
 const SENDERS: usize = 4;
-/// Posts of the messages in flight at once with every member connected: a message is
-/// acknowledged after its fan-out, and 4 concurrent ones to 10 000 members overran the 10 s
-/// request timeout on the 2-core machine, so larger rooms get fewer senders.
+/// Posts of the messages in flight at once with every member connected: 4 concurrent fan-outs
+/// to 10 000 members overran the 10 s request timeout on the 2-core machine, so larger rooms get
+/// fewer senders.
 const FAN_OUT_POSTS: usize = 10_000;
 /// Each concurrent sender's room.
 const CONCURRENT_ROOM: usize = 10;
@@ -92,7 +93,8 @@ async fn by_room_size(gateway: &Gateway, sizes: &[usize], connected_max: usize, 
     for (&size, room) in sizes.iter().zip(&rooms) {
         // Enough messages for stable figures, fewer where each one writes more.
         let per_sender = (4000 / size).clamp(10, 100);
-        let (f, back) = load::exchange(parts(clients, room, senders, per_sender), per_sender).await;
+        let (f, back) =
+            exchange::run(Protocol::Ours, parts(clients, room, senders, per_sender), Pace::Acked(per_sender)).await;
         clients = back;
         let (written, after) = meter.written_since(before, f.messages).await;
         before = after;
@@ -130,7 +132,8 @@ async fn by_room_size(gateway: &Gateway, sizes: &[usize], connected_max: usize, 
         clients.extend(connect(gateway, &tenant, &users[clients.len()..size]).await);
         gateway.idle().await;
         let per_sender = (2000 / size).clamp(3, 50);
-        let (f, back) = load::exchange(parts(clients, room, senders, per_sender), per_sender).await;
+        let (f, back) =
+            exchange::run(Protocol::Ours, parts(clients, room, senders, per_sender), Pace::Acked(per_sender)).await;
         clients = back;
         rows.push(Row {
             scenario,
@@ -159,7 +162,7 @@ async fn concurrent_senders(gateway: &Gateway, count: usize) -> FanOut {
         rooms.push(room(std::slice::from_mut(ws), members).await);
     }
     let parts = clients.into_iter().zip(rooms).map(|(ws, room)| Part { ws, sends_to: Some(room), deliveries: 0 });
-    let (figures, clients) = load::exchange(parts.collect(), 20).await;
+    let (figures, clients) = exchange::run(Protocol::Ours, parts.collect(), Pace::Acked(20)).await;
     drop(clients);
     gateway.settle(0).await;
     figures
@@ -281,16 +284,8 @@ impl Meter {
 
 /// Commands Redis has run, from `INFO commandstats` (which counts itself in the next one only).
 async fn redis_commands() -> u64 {
-    let (host, port) = limits::redis_address();
-    let mut redis = BufReader::new(TcpStream::connect(format!("{host}:{port}")).await.expect("connect to Redis"));
-    redis.get_mut().write_all(b"INFO commandstats\r\n").await.unwrap();
-    // A bulk string: "$<length>\r\n<text>\r\n".
-    let mut header = String::new();
-    redis.read_line(&mut header).await.unwrap();
-    let length: usize = header.trim().strip_prefix('$').and_then(|n| n.parse().ok()).expect("INFO reply");
-    let mut text = vec![0; length];
-    redis.read_exact(&mut text).await.unwrap();
-    String::from_utf8_lossy(&text)
+    limits::redis_info("commandstats")
+        .await
         .lines()
         .filter_map(|line| line.split_once(":calls=")?.1.split(',').next()?.parse::<u64>().ok())
         .sum()

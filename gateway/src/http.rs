@@ -19,9 +19,10 @@ pub async fn chat_api(
     uri: Uri,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
+    body: axum::body::Bytes,
 ) -> Response {
     let source_ip = Some(peer.ip().to_string());
-    let request = HttpRequest { method, path: uri.path().to_string(), query, headers, source_ip };
+    let request = HttpRequest { method, path: uri.path().to_string(), query, headers, source_ip, body };
     respond(http_api::handle(&gateway.service, request).await)
 }
 
@@ -48,4 +49,9 @@ pub fn respond(answer: HttpResponse) -> Response {
         response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
     }
     response
+}
+
+/// `/metrics`: the process's counters and histograms in the Prometheus text format.
+pub async fn metrics() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], shared::metrics::prometheus())
 }

@@ -2,6 +2,7 @@
 //! clients, drives the same handlers the Lambda functions run with API Gateway's event shapes,
 //! and serves the Management API's `@connections` endpoints that the handlers post through.
 
+mod docs;
 mod events;
 mod http;
 mod management;
@@ -19,6 +20,7 @@ use shared::config::GatewayDelivery;
 use shared::{ChatService, Config};
 use sockets::Sockets;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 pub use events::ConnectionContext;
 
@@ -28,6 +30,8 @@ pub struct Gateway {
     service: ChatService,
     domain_name: String,
     sockets: Arc<Sockets>,
+    /// Frames in hand across the connections (`GATEWAY_MAX_IN_FLIGHT`).
+    frames: Arc<Semaphore>,
 }
 
 impl Gateway {
@@ -38,6 +42,11 @@ impl Gateway {
     /// How many WebSocket connections are open right now.
     pub fn open_connections(&self) -> usize {
         self.sockets.lock().len()
+    }
+
+    /// How many frames are being handled right now, their fan-outs included.
+    pub fn frames_in_flight(&self) -> usize {
+        self.service.config.gateway_max_in_flight - self.frames.available_permits()
     }
 }
 
@@ -99,7 +108,8 @@ pub async fn start(mut config: Config, bind: SocketAddr) -> Result<RunningGatewa
         GatewayDelivery::InProcess => ChatService::with_connections(config, sockets.clone()).await?,
         GatewayDelivery::Sdk => ChatService::new(config).await?,
     };
-    let gateway = Arc::new(Gateway { service, domain_name: addr.to_string(), sockets });
+    let frames = Arc::new(Semaphore::new(service.config.gateway_max_in_flight));
+    let gateway = Arc::new(Gateway { service, domain_name: addr.to_string(), sockets, frames });
     let management = Router::new()
         .route(
             "/{stage}/@connections/{connection_id}",
@@ -109,6 +119,8 @@ pub async fn start(mut config: Config, bind: SocketAddr) -> Result<RunningGatewa
     let app = Router::new()
         .route("/api/v1/ws/chat", get(websocket::upgrade))
         .route("/api/v1/chat/{*rest}", any(http::chat_api))
+        .route("/metrics", get(http::metrics))
+        .merge(docs::routes())
         .merge(management)
         .with_state(gateway.clone())
         .merge(web::routes(gateway.clone()));

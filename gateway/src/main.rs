@@ -46,8 +46,9 @@ async fn run(args: Vec<String>) -> Result<(), String> {
         "migrate" => {
             let config = Config::load().await.map_err(|e| e.to_string())?;
             // Migrations may rewrite large tables: no statement timeout worth the name.
-            let store = Store::connect(&config.database_url, 1, std::time::Duration::from_secs(3600))
-                .map_err(|e| e.to_string())?;
+            let store =
+                Store::connect(&config.database_url, 1, std::time::Duration::from_secs(3600), config.db_statements)
+                    .map_err(|e| e.to_string())?;
             let applied = store.migrate().await.map_err(|e| e.to_string())?;
             if applied.is_empty() {
                 println!("migrations: up to date");

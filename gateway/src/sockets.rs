@@ -104,4 +104,8 @@ impl Connections for Sockets {
         let closed = if Sockets::close(self, connection_id) { Ok(()) } else { Err(PostError::Gone) };
         Box::pin(std::future::ready(closed))
     }
+
+    fn exists<'a>(&'a self, _endpoint: &'a str, connection_id: &'a str) -> BoxFuture<'a, Result<bool, PostError>> {
+        Box::pin(std::future::ready(Ok(self.lock().contains_key(connection_id))))
+    }
 }

@@ -8,18 +8,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
-use shared::http_api;
+use shared::http_api::{self, DevToken, DevTokenRequest, ErrorBody};
+use shared::protocol::ErrorCode;
 use tower_http::services::ServeDir;
 
 use crate::Gateway;
-
-#[derive(Deserialize)]
-struct TokenRequest {
-    user_id: String,
-    tenant_id: String,
-    name: Option<String>,
-}
 
 /// `/` the page, `/lib/` the client library, and `POST /api/v1/dev/token` when enabled.
 pub fn routes(gateway: Arc<Gateway>) -> Router {
@@ -37,17 +30,18 @@ pub fn routes(gateway: Arc<Gateway>) -> Router {
 async fn mint(
     State(gateway): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Json(req): Json<TokenRequest>,
+    Json(req): Json<DevTokenRequest>,
 ) -> Response {
     if let Err(err) = http_api::limit_ip(&gateway.service, Some(&peer.ip().to_string())).await {
         return crate::http::respond(http_api::error(&err));
     }
     let valid = |id: &str| !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control);
     if !valid(&req.user_id) || !valid(&req.tenant_id) {
-        let body = serde_json::json!({ "code": "validation_error", "message": "user_id and tenant_id must be 1-128 printable characters" });
+        let message = "user_id and tenant_id must be 1-128 printable characters".into();
+        let body = ErrorBody { code: ErrorCode::ValidationError, message, retry_after_ms: None };
         return (StatusCode::BAD_REQUEST, Json(body)).into_response();
     }
     let name = req.name.as_deref().filter(|n| !n.trim().is_empty());
     let token = shared::auth::mint(&gateway.service.config.jwt_secret, &req.tenant_id, &req.user_id, name, 24 * 3600);
-    Json(serde_json::json!({ "token": token })).into_response()
+    Json(DevToken { token }).into_response()
 }

@@ -13,7 +13,8 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::{SinkExt, StreamExt};
 use shared::handlers;
-use shared::protocol::ServerFrame;
+use shared::protocol::{ErrorCode, ServerFrame};
+use tokio::sync::Semaphore;
 
 use crate::events::{new_connection_id, ConnectionContext};
 use crate::sockets::{Outbound, Receiving};
@@ -90,17 +91,23 @@ async fn run(
 ) {
     let Receiving { mut rx, overflowed } = receiving;
     let (mut sink, mut stream) = socket.split();
+    let ping_interval = gateway.service.config.gateway_ping_interval;
     let mut writer = tokio::spawn(async move {
-        while let Some(out) = rx.recv().await {
-            let sent = match out {
-                Outbound::Frame(payload) => match Utf8Bytes::try_from(payload.clone()) {
-                    Ok(text) => sink.send(Message::Text(text)).await,
-                    Err(_) => sink.send(Message::Binary(payload)).await,
+        let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + ping_interval, ping_interval);
+        loop {
+            let sent = tokio::select! {
+                out = rx.recv() => match out {
+                    Some(Outbound::Frame(payload)) => match Utf8Bytes::try_from(payload.clone()) {
+                        Ok(text) => sink.send(Message::Text(text)).await,
+                        Err(_) => sink.send(Message::Binary(payload)).await,
+                    },
+                    Some(Outbound::Close) => {
+                        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+                        break;
+                    }
+                    None => break,
                 },
-                Outbound::Close => {
-                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
-                    break;
-                }
+                _ = pings.tick() => sink.send(Message::Ping(Default::default())).await,
             };
             if sent.is_err() {
                 break;
@@ -115,26 +122,49 @@ async fn run(
         }
     }
 
+    // As on API Gateway, a connection's frames are handled side by side (up to the setting):
+    // replies and effects may come in another order than the frames.
+    let in_flight = Arc::new(Semaphore::new(gateway.service.config.gateway_frame_concurrency.max(1)));
+    let mut heard = tokio::time::Instant::now();
     let (code, reason) = loop {
-        tokio::select! {
-            incoming = stream.next() => match incoming {
-                Some(Ok(Message::Text(text))) => frame(&gateway, &context, text.to_string()).await,
-                Some(Ok(Message::Binary(bytes))) => frame(&gateway, &context, String::from_utf8_lossy(&bytes).into_owned()).await,
+        let body = tokio::select! {
+            incoming = stream.next() => {
+                heard = tokio::time::Instant::now();
+                match incoming {
+                Some(Ok(Message::Text(text))) => text.to_string(),
+                Some(Ok(Message::Binary(bytes))) => String::from_utf8_lossy(&bytes).into_owned(),
                 Some(Ok(Message::Close(close))) => break close.map_or((1005, String::new()), |c| (c.code, c.reason.to_string())),
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => continue,
                 Some(Err(err)) => break (1006, err.to_string()),
                 None => break (1006, "connection lost".to_string()),
-            },
+            }},
+            // Gone without a close frame (its network dropped): API Gateway finds such a
+            // connection by its idle timeout, the local gateway by unanswered pings.
+            _ = tokio::time::sleep_until(heard + 2 * ping_interval) => break (1006, "no answer to pings".to_string()),
             _ = &mut writer => break (1000, "closed by the management API".to_string()),
             _ = overflowed.notified() => break (1013, "client too slow".to_string()),
-        }
+        };
+        // Waiting here stops reading: a client that outruns its frames' handling is slowed, not queued.
+        let permit = in_flight.clone().acquire_owned().await.expect("the semaphore is never closed");
+        // The gateway as a whole is overloaded: the sender hears so at once, instead of its
+        // frame waiting seconds behind the others.
+        let Ok(admitted) = gateway.frames.clone().try_acquire_owned() else {
+            let _ = gateway.sockets.post(&context.connection_id, handlers::overloaded(&body).into());
+            continue;
+        };
+        let (gateway, context) = (gateway.clone(), context.clone());
+        tokio::spawn(async move {
+            frame(&gateway, &context, body).await;
+            drop((permit, admitted));
+        });
     };
     writer.abort();
     closed(&gateway, &context, code, &reason).await;
 }
 
-/// One client frame through the message-route handler; its reply goes back on the socket. It runs
-/// as a task of its own, so a panic fails that frame alone, as it fails one Lambda invocation.
+/// One client frame through the message-route handler; its reply goes back on the socket. The
+/// handler runs as a task of its own, so a panic fails that frame alone, as it fails one Lambda
+/// invocation.
 async fn frame(gateway: &Arc<Gateway>, context: &ConnectionContext, body: String) {
     if let Some(socket) = gateway.sockets.lock().get_mut(&context.connection_id) {
         socket.last_active = chrono::Utc::now();
@@ -147,8 +177,12 @@ async fn frame(gateway: &Arc<Gateway>, context: &ConnectionContext, body: String
         },
         Err(err) => {
             tracing::error!(error = %err, connection_id = %context.connection_id, "frame handler panicked");
-            ServerFrame::Error { code: "internal_error", message: "internal error".into(), retry_after_ms: None }
-                .to_json()
+            ServerFrame::Error {
+                code: ErrorCode::InternalError,
+                message: "internal error".into(),
+                retry_after_ms: None,
+            }
+            .to_json()
         }
     };
     let _ = gateway.sockets.post(&context.connection_id, reply.into());

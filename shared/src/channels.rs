@@ -3,6 +3,7 @@
 
 use crate::redis_conn::RedisConn;
 use chrono::Utc;
+use schemars::JsonSchema;
 use serde::Serialize;
 use std::fmt;
 use uuid::Uuid;
@@ -29,8 +30,8 @@ impl fmt::Display for Channel {
 }
 
 /// What a subscriber receives. User ids are only unique within a tenant, so the tenant rides along.
-#[derive(Serialize)]
-struct Envelope<'a> {
+#[derive(Serialize, JsonSchema)]
+pub struct Envelope<'a> {
     channel: String,
     tenant_id: &'a str,
     published_at: chrono::DateTime<Utc>,

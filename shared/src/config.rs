@@ -4,6 +4,7 @@ use std::env;
 use std::time::Duration;
 
 use crate::ratelimit::RateLimits;
+use crate::store::StatementMode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -63,6 +64,8 @@ pub struct Config {
     /// Otherwise static local credentials are used (the local gateway does not check signatures).
     pub use_aws_credentials: bool,
     pub db_pool_size: usize,
+    /// `DB_STATEMENTS`: how statements reach Postgres (see `store::StatementMode`).
+    pub db_statements: StatementMode,
     /// Longest wait for a database connection or statement.
     pub db_timeout: Duration,
     /// Longest wait for a Redis connection or reply.
@@ -79,6 +82,10 @@ pub struct Config {
     /// The function that runs fan-out chunks (asynchronous invocations); unset, they run in
     /// the invoking process.
     pub fanout_function: Option<String>,
+    /// A room of at most this many members is fanned out from its member list; a bigger one
+    /// from its tenant's live connections when those are fewer than its members, so a message
+    /// in a big room with few members online costs as little as in a small one.
+    pub fanout_member_list_max: i64,
     /// Presence changes are pushed to those who share a room of at most this many members:
     /// in bigger rooms each one would be a post to every member (clients ask with `get_presence`).
     pub presence_room_limit: i64,
@@ -102,6 +109,34 @@ pub struct Config {
     pub dev_tokens: bool,
     /// How the handlers inside the local gateway reach its sockets.
     pub gateway_delivery: GatewayDelivery,
+    /// Frames of one connection the local gateway handles at once (API Gateway invokes the
+    /// route for each frame as it comes); 1 handles them one at a time, in order.
+    pub gateway_frame_concurrency: usize,
+    /// Frames the local gateway has in hand at once across its connections, fan-outs included;
+    /// one more is refused at once (`service_unavailable` with `retry_after_ms`) rather than
+    /// queued behind them.
+    pub gateway_max_in_flight: usize,
+    /// The local gateway pings each client this often, and closes a connection it has heard
+    /// nothing from (not even a pong) for two intervals: a client gone without a close frame
+    /// then goes offline as with any `$disconnect`.
+    pub gateway_ping_interval: Duration,
+    /// `METRICS_NAMESPACE`: the CloudWatch namespace of the functions' metrics.
+    pub metrics_namespace: String,
+    /// `METRICS_TENANT_DIMENSION=1`: the functions' metrics are also kept per tenant (a
+    /// CloudWatch metric per tenant and name: cost grows with the tenants).
+    pub metrics_by_tenant: bool,
+    /// The webhook function's SQS queue; unset, this process posts the webhooks it produces.
+    pub webhook_queue_url: Option<String>,
+    /// An SQS-compatible endpoint instead of AWS's (a local server).
+    pub sqs_endpoint: Option<String>,
+    /// `WEBHOOK_ALLOW_HTTP=1` (development): endpoints may be plain HTTP and on this machine.
+    pub webhook_allow_http: bool,
+    /// Webhook POSTs one process has in flight at most.
+    pub webhook_max_in_flight: usize,
+    /// The first retry's delay; each further one doubles it.
+    pub webhook_retry_base: Duration,
+    /// Attempts before an event is given up (on AWS, then left to the queue's dead letters).
+    pub webhook_max_attempts: u32,
     /// Where the local gateway finds the web page and the built JavaScript client.
     pub web_dir: String,
     pub js_client_dir: String,
@@ -167,6 +202,7 @@ impl Config {
             use_aws_credentials: optional("AWS_LAMBDA_FUNCTION_NAME").is_some()
                 || optional("AWS_ACCESS_KEY_ID").is_some(),
             db_pool_size: parsed("DB_POOL_SIZE", 16)?,
+            db_statements: parsed("DB_STATEMENTS", StatementMode::Prepared)?,
             db_timeout: Duration::from_millis(parsed("DB_TIMEOUT_MS", 5000)?),
             redis_timeout: Duration::from_millis(parsed("REDIS_TIMEOUT_MS", 2000)?),
             request_timeout: Duration::from_millis(parsed("REQUEST_TIMEOUT_MS", 10_000)?),
@@ -174,6 +210,7 @@ impl Config {
             fanout_concurrency: parsed("FANOUT_CONCURRENCY", 64)?,
             fanout_chunk: parsed("FANOUT_CHUNK", 500)?,
             fanout_function: optional("FANOUT_FUNCTION"),
+            fanout_member_list_max: parsed("FANOUT_MEMBER_LIST_MAX", 500)?,
             presence_room_limit: parsed("PRESENCE_ROOM_LIMIT", 100)?,
             typing_ttl: Duration::from_secs(parsed("TYPING_TTL_SECONDS", 10)?),
             typing_sweep_interval: Duration::from_millis(parsed("TYPING_SWEEP_INTERVAL_MS", 1000)?),
@@ -182,8 +219,19 @@ impl Config {
             archive_after: Duration::from_secs(86_400 * parsed::<u64>("ARCHIVE_AFTER_DAYS", 365)?),
             archive_batch: parsed::<usize>("ARCHIVE_BATCH", 5000)?.max(1),
             s3_endpoint: optional("S3_ENDPOINT"),
-            dev_tokens: optional("DEV_TOKENS").is_some_and(|v| v == "1" || v == "true"),
+            dev_tokens: flag("DEV_TOKENS"),
             gateway_delivery: parsed("GATEWAY_DELIVERY", GatewayDelivery::InProcess)?,
+            gateway_frame_concurrency: parsed("GATEWAY_FRAME_CONCURRENCY", 8)?,
+            gateway_max_in_flight: parsed::<usize>("GATEWAY_MAX_IN_FLIGHT", 256)?.max(1),
+            gateway_ping_interval: Duration::from_millis(parsed("GATEWAY_PING_INTERVAL_MS", 30_000)?),
+            metrics_namespace: optional("METRICS_NAMESPACE").unwrap_or_else(|| "ChatBackend".into()),
+            metrics_by_tenant: flag("METRICS_TENANT_DIMENSION"),
+            webhook_queue_url: optional("WEBHOOK_QUEUE_URL"),
+            sqs_endpoint: optional("SQS_ENDPOINT"),
+            webhook_allow_http: flag("WEBHOOK_ALLOW_HTTP"),
+            webhook_max_in_flight: parsed::<usize>("WEBHOOK_MAX_IN_FLIGHT", 16)?.max(1),
+            webhook_retry_base: Duration::from_millis(parsed("WEBHOOK_RETRY_BASE_MS", 1000)?),
+            webhook_max_attempts: parsed::<u32>("WEBHOOK_MAX_ATTEMPTS", 8)?.max(1),
             web_dir: optional("WEB_DIR").unwrap_or_else(|| "clients/web".into()),
             js_client_dir: optional("JS_CLIENT_DIR").unwrap_or_else(|| "clients/js/dist".into()),
             rate_limits: {
@@ -233,6 +281,10 @@ pub fn normalize_database_url(url: &str) -> String {
 
 fn optional(name: &str) -> Option<String> {
     env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn flag(name: &str) -> bool {
+    optional(name).is_some_and(|v| v == "1" || v == "true")
 }
 
 fn required(name: &'static str) -> Result<String, ConfigError> {

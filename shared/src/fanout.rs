@@ -1,5 +1,5 @@
-//! Fan-out: one payload to every connection of some users. One entry point, `Fanout::to_users`
-//! (users and the payload in; the connection lookup, the posts, the pruning of connections that
+//! Fan-out: one payload to every connection of some users or a room. One entry point, `Fanout::to`
+//! (the audience and the payload in; the connection lookup, the posts, the pruning of connections that
 //! are gone and the recipients' delivery positions happen inside), and `post` for one connection.
 //!
 //! Posts go through `Connections`, PostToConnection's contract: the real `aws-sdk-apigatewaymanagement`
@@ -10,7 +10,7 @@
 //! AWS), each chunk goes to that function by asynchronous invocation, in parallel, so one
 //! invocation never posts to a whole big room itself; otherwise the chunks run here, side by side.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -23,13 +23,15 @@ use aws_sdk_lambda::types::InvocationType;
 use chrono::Utc;
 use futures::future::{join_all, BoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
+use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::presence::Presence;
+use crate::metrics::{self, Counter};
+use crate::presence::{Owned, Presence, Registered};
 use crate::receipts::Receipts;
-use crate::store::{Store, StoreError};
+use crate::store::{Members, Store, StoreError};
 
 /// A frame as posted: serialized once, shared by every post of a fan-out.
 pub type Payload = bytes::Bytes;
@@ -110,6 +112,9 @@ pub trait Connections: Send + Sync {
 
     /// Closes the connection; frames posted to it before are delivered first.
     fn close<'a>(&'a self, endpoint: &'a str, connection_id: &'a str) -> BoxFuture<'a, Result<(), PostError>>;
+
+    /// Whether the connection is open (GetConnection's contract: `Gone` is `false`).
+    fn exists<'a>(&'a self, endpoint: &'a str, connection_id: &'a str) -> BoxFuture<'a, Result<bool, PostError>>;
 }
 
 /// The API Gateway Management API through the real SDK client, one client per endpoint (on AWS
@@ -168,6 +173,16 @@ impl Connections for ManagementApi {
             deleted.map(drop).map_err(post_error)
         })
     }
+
+    fn exists<'a>(&'a self, endpoint: &'a str, connection_id: &'a str) -> BoxFuture<'a, Result<bool, PostError>> {
+        Box::pin(async move {
+            match self.client(endpoint).get_connection().connection_id(connection_id).send().await.map_err(post_error) {
+                Ok(_) => Ok(true),
+                Err(PostError::Gone) => Ok(false),
+                Err(err) => Err(err),
+            }
+        })
+    }
 }
 
 /// A management API call's failure: `Gone` for a connection that is not open (410, GoneException).
@@ -191,6 +206,21 @@ pub enum Skip<'a> {
     User(&'a str),
 }
 
+/// Whom a fan-out reaches.
+#[derive(Clone, Copy)]
+pub enum Audience<'a> {
+    Users(&'a [String]),
+    /// The room's members.
+    Room(Uuid),
+    /// Everyone connected in the tenant.
+    Tenant,
+}
+
+/// Registered connections one sweep step looks at.
+const SWEEP_BATCH: usize = 500;
+/// Where the sweep's walk over the registry goes on from.
+const SWEEP_CURSOR: &str = "chat:sweep:cursor";
+
 /// Fan-outs that may run at full concurrency at once in one process.
 const PROCESS_FAN_OUTS: usize = 8;
 
@@ -207,6 +237,7 @@ pub struct Fanout {
     /// connection (two sockets when the endpoint is the local gateway).
     in_flight: tokio::sync::Semaphore,
     prune_grace: Duration,
+    member_list_max: i64,
 }
 
 impl Fanout {
@@ -230,6 +261,7 @@ impl Fanout {
             concurrency,
             in_flight: tokio::sync::Semaphore::new(concurrency * PROCESS_FAN_OUTS),
             prune_grace: config.prune_grace,
+            member_list_max: config.fanout_member_list_max,
         }
     }
 
@@ -268,28 +300,32 @@ impl Fanout {
         self.connections.post(endpoint, connection_id, payload).await
     }
 
-    /// Posts the payload to every connection of the users but the skipped one(s); for a message
-    /// (`position`: its room and `seq`), moves the delivery positions of those who got it.
-    pub async fn to_users(
+    /// Posts the payload to every connection of the audience but the skipped one(s); for a
+    /// message (`position`: its room and `seq`), moves the delivery positions of those who got it.
+    /// Returns the users whose last connection answered Gone (pruned, now offline): the caller
+    /// tells their contacts, as `$disconnect` does.
+    #[tracing::instrument(target = "xray", level = "trace", name = "fanout", skip_all)]
+    pub async fn to(
         &self,
         endpoint: Option<&str>,
         tenant_id: &str,
-        users: &[String],
+        audience: Audience<'_>,
         payload: &Payload,
         skip: Skip<'_>,
         position: Option<(Uuid, i64)>,
-    ) -> Result<(), FanoutError> {
-        let users: Vec<String> =
-            users.iter().filter(|u| !matches!(skip, Skip::User(s) if s == u.as_str())).cloned().collect();
-        let connections = self.presence.connections_by_user(tenant_id, &users).await?;
-        let posts: Vec<(String, String)> = users
+    ) -> Result<Vec<String>, FanoutError> {
+        let posts: Vec<(String, String)> = self
+            .connections_of(tenant_id, audience)
+            .await?
             .into_iter()
-            .zip(connections)
-            .flat_map(|(user, ids)| ids.into_iter().map(move |id| (user.clone(), id)))
-            .filter(|(_, id)| !matches!(skip, Skip::Connection(own) if own == id))
+            .filter(|(user, id)| match skip {
+                Skip::Nobody => true,
+                Skip::Connection(own) => own != id,
+                Skip::User(own) => own != user,
+            })
             .collect();
         if posts.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let endpoint = self.endpoint(endpoint)?;
         let chunks = posts.chunks(self.chunk).map(|posts| Chunk {
@@ -300,53 +336,74 @@ impl Fanout {
             position,
         });
         let outcomes = match &self.workers {
+            // Each worker tells of those its chunk takes offline.
             Some(workers) if posts.len() > self.chunk => {
-                join_all(chunks.map(|c| async move { workers.hand_over(&c).await })).await
+                join_all(chunks.map(|c| async move { workers.hand_over(&c).await.map(|()| Vec::new()) })).await
             }
             _ => join_all(chunks.map(|c| self.run(c))).await,
         };
-        outcomes.into_iter().collect()
+        let offline: Vec<Vec<String>> = outcomes.into_iter().collect::<Result<_, _>>()?;
+        Ok(offline.concat())
     }
 
-    /// One chunk's posts, pruning and delivery positions (in the fan-out function, or here).
-    pub async fn run(&self, chunk: Chunk) -> Result<(), FanoutError> {
+    /// The live connections of the audience, as (user, connection id). A room's: from its member
+    /// list when it is small, else from whichever is smaller, its members or the tenant's live
+    /// connections, so the cost follows the members online, not the room's size.
+    async fn connections_of(
+        &self,
+        tenant_id: &str,
+        audience: Audience<'_>,
+    ) -> Result<Vec<(String, String)>, FanoutError> {
+        let users = match audience {
+            Audience::Users(users) => users.to_vec(),
+            Audience::Tenant => return Ok(self.presence.tenant_connections(tenant_id).await?),
+            Audience::Room(room_id) => match self.store.members(tenant_id, room_id, self.member_list_max).await? {
+                Members::Listed(users) => users,
+                Members::Counted(members) if self.presence.tenant_connection_count(tenant_id).await? < members => {
+                    let live = self.presence.tenant_connections(tenant_id).await?;
+                    let mut users: Vec<String> = live.iter().map(|(user, _)| user.clone()).collect();
+                    users.sort_unstable();
+                    users.dedup();
+                    let members: HashSet<String> =
+                        self.store.members_among(tenant_id, room_id, &users).await?.into_iter().collect();
+                    return Ok(live.into_iter().filter(|(user, _)| members.contains(user)).collect());
+                }
+                Members::Counted(_) => self.store.member_ids(tenant_id, room_id).await?,
+            },
+        };
+        let connections = self.presence.connections_by_user(tenant_id, &users).await?;
+        Ok(users
+            .into_iter()
+            .zip(connections)
+            .flat_map(|(user, ids)| ids.into_iter().map(move |id| (user.clone(), id)))
+            .collect())
+    }
+
+    /// One chunk's posts, pruning and delivery positions (in the fan-out function, or here);
+    /// returns the users it took offline.
+    pub async fn run(&self, chunk: Chunk) -> Result<Vec<String>, FanoutError> {
         let posts = chunk.posts.iter().map(|(user, id)| (user.as_str(), id.as_str())).collect();
-        let delivered = self.post_all(Some(&chunk.endpoint), &chunk.tenant_id, posts, &chunk.payload).await?;
+        let (delivered, offline) = self.post_all(&chunk.endpoint, &chunk.tenant_id, posts, &chunk.payload).await?;
         if let Some((room_id, seq)) = chunk.position {
             let mut users: Vec<String> = delivered.into_iter().map(str::to_string).collect();
             users.sort_unstable();
             users.dedup();
             self.receipts.delivered(&chunk.tenant_id, room_id, seq, &users).await?;
         }
-        Ok(())
+        Ok(offline)
     }
 
-    /// Posts the payload to each connection (a tenant's announcement), pruning those gone.
-    pub async fn to_connections(
-        &self,
-        endpoint: Option<&str>,
-        tenant_id: &str,
-        connection_ids: &[String],
-        payload: &Payload,
-    ) -> Result<(), FanoutError> {
-        let posts = connection_ids.iter().map(|id| ("", id.as_str())).collect();
-        self.post_all(endpoint, tenant_id, posts, payload).await.map(drop)
-    }
-
-    /// Posts to each `(owner, connection)` a bounded number at a time; returns the owners of the
-    /// connections that took it, and prunes those that answered Gone. Failures other than Gone
-    /// are logged: the message is in the history for the client's catch-up.
+    /// Posts to each `(owner, connection)` a bounded number at a time, and prunes those that
+    /// answered Gone; returns the owners of the connections that took it, and the owners the
+    /// pruning took offline. Failures other than Gone are logged: the message is in the history
+    /// for the client's catch-up.
     async fn post_all<'a>(
         &self,
-        endpoint: Option<&str>,
+        endpoint: &str,
         tenant_id: &str,
         posts: Vec<(&'a str, &'a str)>,
         payload: &Payload,
-    ) -> Result<Vec<&'a str>, FanoutError> {
-        if posts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let endpoint = self.endpoint(endpoint)?;
+    ) -> Result<(Vec<&'a str>, Vec<String>), FanoutError> {
         let mut delivered = Vec::new();
         let mut gone = Vec::new();
         let mut pending = FuturesUnordered::new();
@@ -354,51 +411,93 @@ impl Fanout {
         loop {
             while pending.len() < self.concurrency {
                 let Some((owner, id)) = queue.next() else { break };
-                let endpoint = endpoint.as_str();
                 pending.push(async move { (owner, id, self.post(endpoint, id, payload.clone()).await) });
             }
             let Some((owner, id, result)) = pending.next().await else { break };
             match result {
                 Ok(()) => delivered.push(owner),
                 Err(PostError::Gone) => gone.push((owner, id)),
-                Err(err) => tracing::warn!(connection_id = %id, error = %err, "post to connection failed"),
+                Err(err) => {
+                    metrics::count(Counter::PostsFailed, 1);
+                    tracing::warn!(connection_id = %id, error = %err, "post to connection failed")
+                }
             }
         }
+        metrics::count(Counter::PostsDelivered, delivered.len() as u64);
+        metrics::count(Counter::PostsGone, gone.len() as u64);
+        let mut offline = Vec::new();
         for (owner, id) in gone {
-            self.prune(tenant_id, owner, id).await?;
+            if self.prune(tenant_id, owner, id).await? {
+                offline.push(owner.to_string());
+            }
         }
-        Ok(delivered)
+        Ok((delivered, offline))
     }
 
-    /// Forgets a connection of `user_id` that answered Gone, unless it is young enough to be
-    /// still being accepted; an id whose registration is already gone (a disconnect cut short)
-    /// still leaves the user's sets. A user left without connections goes offline. Their rooms
-    /// hear of it through the registry only: telling them here would fan out again from inside
-    /// a fan-out.
-    async fn prune(&self, tenant_id: &str, user_id: &str, connection_id: &str) -> Result<(), FanoutError> {
-        let offline = match self.presence.lookup(connection_id).await? {
-            Some(registered) => {
-                let age = Utc::now() - registered.connected_at;
-                if age < chrono::Duration::from_std(self.prune_grace).unwrap_or_default() {
-                    return Ok(());
-                }
-                tracing::info!(connection_id, "pruning gone connection");
-                matches!(self.presence.unregister(connection_id).await?, Some((_, true)))
+    /// One step of the sweep over every registered connection (on the typing-cleanup schedule):
+    /// a connection that no longer exists (its `$disconnect` was lost) and an id left without its
+    /// registration are pruned. Returns the (tenant, user) it took offline.
+    pub async fn sweep(&self, endpoint: Option<&str>) -> Result<Vec<(String, String)>, FanoutError> {
+        let endpoint = self.endpoint(endpoint)?;
+        let mut redis = self.presence.redis().clone();
+        let cursor: Option<u64> = redis.get(SWEEP_CURSOR).await?;
+        let (next, owned) = self.presence.registry_step(cursor.unwrap_or(0), SWEEP_BATCH).await?;
+        redis.set::<_, _, ()>(SWEEP_CURSOR, next).await?;
+        let mut offline = Vec::new();
+        // Another API's connections are its own sweep's (several may share one Redis, as the tests do).
+        for Owned { connection_id, tenant_id, user_id, .. } in owned.into_iter().filter(|o| o.endpoint == endpoint) {
+            let registered = self.presence.lookup(&connection_id).await?;
+            let gone = match &registered {
+                None => true,
+                Some(registered) if self.accepting(registered) => false,
+                Some(_) => match self.connections.exists(&endpoint, &connection_id).await {
+                    Ok(open) => !open,
+                    Err(err) => {
+                        tracing::warn!(%connection_id, error = %err, "sweep could not check a connection");
+                        false
+                    }
+                },
+            };
+            if gone && self.forget_gone(&tenant_id, &user_id, &connection_id, registered).await? {
+                offline.push((tenant_id, user_id));
             }
-            // An announcement's posts have no owner to look in.
-            None if user_id.is_empty() => false,
+        }
+        Ok(offline)
+    }
+
+    /// Forgets a connection of `user_id` that answered Gone (see `forget_gone`).
+    async fn prune(&self, tenant_id: &str, user_id: &str, connection_id: &str) -> Result<bool, FanoutError> {
+        let registered = self.presence.lookup(connection_id).await?;
+        self.forget_gone(tenant_id, user_id, connection_id, registered).await
+    }
+
+    /// Whether a registered connection is young enough to be still being accepted (API Gateway
+    /// answers Gone for a connection in `$connect`).
+    fn accepting(&self, registered: &Registered) -> bool {
+        Utc::now() - registered.connected_at < chrono::Duration::from_std(self.prune_grace).unwrap_or_default()
+    }
+
+    /// Forgets a connection found gone, `registered` as just looked up, unless it is still being
+    /// accepted; an id whose registration is already gone (a disconnect cut short) still leaves
+    /// the user's sets. True when the user is left without connections.
+    async fn forget_gone(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        connection_id: &str,
+        registered: Option<Registered>,
+    ) -> Result<bool, FanoutError> {
+        match registered {
+            Some(registered) if self.accepting(&registered) => Ok(false),
+            Some(_) => {
+                tracing::info!(connection_id, "pruning gone connection");
+                Ok(matches!(self.presence.unregister(connection_id).await?, Some((_, true))))
+            }
             None => {
                 tracing::info!(connection_id, "pruning a connection id left without its registration");
-                self.presence.forget(tenant_id, user_id, connection_id).await?
+                Ok(self.presence.forget(tenant_id, user_id, connection_id).await?)
             }
-        };
-        if offline {
-            self.store.clear_typing(tenant_id, user_id).await?;
-            let now = Utc::now();
-            self.store.last_seen_at(tenant_id, user_id, now).await?;
-            self.presence.set_status(tenant_id, user_id, false, now).await?;
         }
-        Ok(())
     }
 }
 

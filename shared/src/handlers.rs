@@ -24,7 +24,7 @@ fn response(status: u16, body: Option<String>) -> ApiGatewayProxyResponse {
 
 /// An error as an HTTP answer: its status, `{"code","message"}`, and `Retry-After` when limited.
 pub fn error_response(err: &ChatError) -> ApiGatewayProxyResponse {
-    let mut response = response(err.http_status(), Some(crate::http_api::error_body(err).to_string()));
+    let mut response = response(err.http_status(), serde_json::to_string(&crate::http_api::error_body(err)).ok());
     response.headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     if let Some(ms) = err.retry_after_ms() {
         response.headers.insert(http::header::RETRY_AFTER, http::HeaderValue::from(ms.div_ceil(1000)));
@@ -66,7 +66,8 @@ pub async fn connect(service: &ChatService, event: ApiGatewayWebsocketProxyReque
     async {
         let connection_id = event.request_context.connection_id.as_deref().unwrap_or_default();
         let source_ip = event.request_context.identity.source_ip.as_deref();
-        match service.bounded(service.connect(token(&event), connection_id, source_ip)).await {
+        let endpoint = endpoint(service, &event);
+        match service.bounded(service.connect(token(&event), connection_id, source_ip, endpoint.as_deref())).await {
             Ok(_) => response(200, None),
             Err(err) => {
                 tracing::info!(error = %err, "connection refused");
@@ -120,15 +121,24 @@ pub async fn message(service: &ChatService, event: ApiGatewayWebsocketProxyReque
     .await
 }
 
+/// The answer to a frame the local gateway has no room for (as API Gateway's throttling refuses a
+/// message on AWS): `service_unavailable` with `retry_after_ms`, at once, nothing done.
+pub fn overloaded(body: &str) -> String {
+    crate::metrics::count(crate::metrics::Counter::FramesRefused, 1);
+    let request_id = serde_json::from_str(body).ok().and_then(|value| crate::protocol::request_id_of(&value));
+    ChatError::Overloaded.to_frame().reply_json(request_id.as_deref())
+}
+
 /// One chunk of a fan-out, in the fan-out function.
 pub async fn fanout(service: &ChatService, chunk: crate::fanout::Chunk) -> Result<(), ChatError> {
     let span =
         tracing::info_span!("handler", handler = "fanout", tenant_id = %chunk.tenant_id, posts = chunk.posts.len());
-    service.fanout.run(chunk).instrument(span).await.map_err(ChatError::from)
+    crate::metrics::tenant(&chunk.tenant_id);
+    service.run_chunk(chunk).instrument(span).await
 }
 
-/// The scheduled sweep of expired typing indicators.
+/// The scheduled sweep: expired typing indicators, and connections that ended unnoticed.
 pub async fn typing_cleanup(service: &ChatService) -> Result<usize, ChatError> {
     let span = tracing::info_span!("handler", handler = "typing-cleanup");
-    service.sweep_typing(None).instrument(span).await
+    service.sweep(None).instrument(span).await
 }

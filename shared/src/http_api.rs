@@ -1,8 +1,9 @@
 //! The HTTP routes of the chat API, independent of what carries them (the local gateway's
 //! axum server, or API Gateway's HTTP API invoking the http-api function):
 //!
-//! `GET /api/v1/chat/health` · `GET /api/v1/chat/rooms/{room_id}/messages` ·
-//! `GET /api/v1/chat/search` · `GET /api/v1/chat/metrics` · `GET /api/v1/chat/export`
+//! `GET /api/v1/chat/health` · `GET /api/v1/chat/session` · `GET /api/v1/chat/rooms/{room_id}/messages` ·
+//! `GET /api/v1/chat/search` · `GET /api/v1/chat/metrics` · `GET /api/v1/chat/export` ·
+//! `GET|PUT|DELETE /api/v1/chat/webhook`
 //!
 //! All but health need `Authorization: Bearer JWT`, the same token as the WebSocket.
 
@@ -11,16 +12,20 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use http::{HeaderMap, Method};
-use serde_json::{json, Value};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::model::Caller;
-use crate::protocol::{Cursor, HistoryRequest, ServerFrame, MAX_HISTORY_PAGE};
+use crate::model::{Caller, Message};
+use crate::protocol::{Cursor, ErrorCode, HistoryRequest, ServerFrame, MAX_HISTORY_PAGE};
 use crate::ratelimit::{Limit, Subject};
 use crate::service::{ChatError, ChatService, Export, ExportFormat};
+use crate::store::TenantMetrics;
+use crate::webhooks::{self, Endpoint, Event};
 
 const PREFIX: &str = "/api/v1/chat";
+const WEBHOOK_METHODS: [Method; 3] = [Method::GET, Method::PUT, Method::DELETE];
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 const DEFAULT_SEARCH_RESULTS: u32 = 20;
 const MAX_QUERY_CHARS: usize = 256;
@@ -35,6 +40,7 @@ pub struct HttpRequest {
     pub headers: HeaderMap,
     /// The client's address: requests without a valid token are limited per address.
     pub source_ip: Option<String>,
+    pub body: bytes::Bytes,
 }
 
 pub struct HttpResponse {
@@ -51,9 +57,101 @@ pub enum Body {
 }
 
 impl HttpResponse {
-    fn json(status: u16, body: Value) -> Self {
-        Self { status, body: Body::Json(body.to_string()), retry_after: None }
+    fn json(status: u16, body: impl Serialize) -> Self {
+        let body = serde_json::to_string(&body).expect("response bodies serialize");
+        Self { status, body: Body::Json(body), retry_after: None }
     }
+}
+
+// The bodies of the routes' answers, as the OpenAPI document describes them (`crate::api`).
+
+/// Every error answer: `retry_after_ms` with `rate_limited` and an overload refusal.
+#[derive(Serialize, JsonSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Healthy,
+    Degraded,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub redis_connected: bool,
+    pub database_connected: bool,
+    pub version: String,
+}
+
+/// Whose token it is.
+#[derive(Serialize, JsonSchema)]
+pub struct Session {
+    pub user_id: String,
+    pub tenant_id: String,
+}
+
+/// A page of a room's history, as the `history` frame has it.
+#[derive(Serialize, JsonSchema)]
+pub struct HistoryPage {
+    pub room_id: Uuid,
+    pub messages: Vec<Message>,
+    pub has_more: bool,
+    pub next_cursor: Option<Cursor>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct SearchResults {
+    /// The query as searched (trimmed).
+    pub query: String,
+    /// Best match first.
+    pub results: Vec<Message>,
+    /// With an archive: the days back search covers (older messages are only in the archive).
+    pub covers_days: Option<u64>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Metrics {
+    pub tenant_id: String,
+    pub active_connections: i64,
+    #[serde(flatten)]
+    pub figures: TenantMetrics,
+}
+
+/// The tenant's webhook endpoint.
+#[derive(Serialize, JsonSchema)]
+pub struct Webhook {
+    pub url: String,
+    pub events: Vec<Event>,
+    /// Only in the answer to the `PUT` that set it.
+    pub secret: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Deleted {
+    pub deleted: bool,
+}
+
+/// `POST /api/v1/dev/token` (local gateway with `DEV_TOKENS`).
+#[derive(Deserialize, JsonSchema)]
+pub struct DevTokenRequest {
+    #[schemars(length(min = 1, max = 128))]
+    pub user_id: String,
+    #[schemars(length(min = 1, max = 128))]
+    pub tenant_id: String,
+    /// The display name; the user id when absent or blank.
+    pub name: Option<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct DevToken {
+    /// A JWT valid for 24 hours.
+    pub token: String,
 }
 
 /// The headers of an export's response: its type, a file name, and `X-Export-Total` (records
@@ -72,19 +170,14 @@ pub fn export_headers(export: &Export) -> Vec<(&'static str, String)> {
 }
 
 /// The error body shared by every HTTP answer: `{"code","message"}`, plus `retry_after_ms` when limited.
-pub fn error_body(err: &ChatError) -> Value {
-    let mut body = json!({ "code": err.code(), "message": err.to_frame_message() });
-    if let Some(ms) = err.retry_after_ms() {
-        body["retry_after_ms"] = json!(ms);
-    }
-    body
+pub fn error_body(err: &ChatError) -> ErrorBody {
+    ErrorBody { code: err.code(), message: err.to_frame_message(), retry_after_ms: err.retry_after_ms() }
 }
 
 pub fn error(err: &ChatError) -> HttpResponse {
     HttpResponse {
-        status: err.http_status(),
-        body: Body::Json(error_body(err).to_string()),
         retry_after: err.retry_after_ms().map(|ms| ms.div_ceil(1000)),
+        ..HttpResponse::json(err.http_status(), error_body(err))
     }
 }
 
@@ -101,8 +194,15 @@ pub async fn handle(service: &ChatService, req: HttpRequest) -> HttpResponse {
         // API Gateway puts a named stage in front of the path.
         let route = req.path.find(PREFIX).map_or("", |at| &req.path[at + PREFIX.len()..]).to_string();
         let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
-        if req.method != Method::GET {
-            return HttpResponse::json(405, json!({ "code": "method_not_allowed", "message": "only GET is served" }));
+        let methods: &[Method] = if segments == ["webhook"] { &WEBHOOK_METHODS } else { &[Method::GET] };
+        if !methods.contains(&req.method) {
+            let allowed = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            let body = ErrorBody {
+                code: ErrorCode::MethodNotAllowed,
+                message: format!("{allowed} is served here"),
+                retry_after_ms: None,
+            };
+            return HttpResponse::json(405, body);
         }
         if segments == ["health"] {
             // Health answers even when Redis, which holds the buckets, does not.
@@ -115,16 +215,22 @@ pub async fn handle(service: &ChatService, req: HttpRequest) -> HttpResponse {
             .bounded(async {
                 let caller = authenticate(service, &req.headers, req.source_ip.as_deref()).await?;
                 match segments.as_slice() {
+                    // Browsers cannot read the status of a refused WebSocket upgrade: a client
+                    // asks here whether its token is the reason (401) or the network is.
+                    ["session"] => {
+                        Ok(HttpResponse::json(200, Session { user_id: caller.user_id, tenant_id: caller.tenant_id }))
+                    }
                     ["rooms", room_id, "messages"] => history(service, &caller, room_id, &req.query).await,
                     ["search"] => search(service, &caller, &req.query).await,
                     ["metrics"] => metrics(service, &caller).await,
                     ["export"] => export(service, &caller, &req.query).await,
+                    ["webhook"] => webhook(service, &caller, &req.method, &req.body).await,
                     _ => Err(ChatError::NotFound("route")),
                 }
             })
             .await;
         result.unwrap_or_else(|err| {
-            if matches!(err.code(), "internal_error" | "service_unavailable") {
+            if matches!(err.code(), ErrorCode::InternalError | ErrorCode::ServiceUnavailable) {
                 tracing::error!(error = %err, "request failed");
             }
             error(&err)
@@ -178,12 +284,12 @@ async fn health(service: &ChatService) -> HttpResponse {
     let healthy = database_connected && redis_connected;
     HttpResponse::json(
         if healthy { 200 } else { 503 },
-        json!({
-            "status": if healthy { "healthy" } else { "degraded" },
-            "redis_connected": redis_connected,
-            "database_connected": database_connected,
-            "version": env!("CARGO_PKG_VERSION"),
-        }),
+        Health {
+            status: if healthy { HealthStatus::Healthy } else { HealthStatus::Degraded },
+            redis_connected,
+            database_connected,
+            version: env!("CARGO_PKG_VERSION").into(),
+        },
     )
 }
 
@@ -218,10 +324,7 @@ async fn history(
     else {
         unreachable!("history answers with a history frame")
     };
-    Ok(HttpResponse::json(
-        200,
-        json!({ "room_id": room_id, "messages": messages, "has_more": has_more, "next_cursor": next_cursor }),
-    ))
+    Ok(HttpResponse::json(200, HistoryPage { room_id, messages, has_more, next_cursor }))
 }
 
 async fn search(
@@ -242,7 +345,9 @@ async fn search(
     }
     let limit = param::<u32>(query, "limit")?.unwrap_or(DEFAULT_SEARCH_RESULTS).clamp(1, MAX_HISTORY_PAGE);
     let results = service.store.search(caller, q, room_id, limit).await?;
-    Ok(HttpResponse::json(200, json!({ "query": q, "results": results })))
+    // Search reads Postgres: messages older than ARCHIVE_AFTER_DAYS may be in the archive.
+    let covers_days = service.config.archive_bucket.as_ref().map(|_| service.config.archive_after.as_secs() / 86_400);
+    Ok(HttpResponse::json(200, SearchResults { query: q.into(), results, covers_days }))
 }
 
 async fn metrics(service: &ChatService, caller: &Caller) -> Result<HttpResponse, ChatError> {
@@ -251,18 +356,50 @@ async fn metrics(service: &ChatService, caller: &Caller) -> Result<HttpResponse,
     }
     let (figures, connections) = tokio::join!(
         service.store.tenant_metrics(&caller.tenant_id),
-        service.presence.tenant_connections(&caller.tenant_id)
+        service.presence.tenant_connection_count(&caller.tenant_id)
     );
-    let figures = figures?;
-    Ok(HttpResponse::json(
-        200,
-        json!({
-            "tenant_id": caller.tenant_id,
-            "active_connections": connections?.len(),
-            "active_users_24h": figures.active_users_24h,
-            "rooms": figures.rooms,
-        }),
-    ))
+    let metrics = Metrics { tenant_id: caller.tenant_id.clone(), active_connections: connections?, figures: figures? };
+    Ok(HttpResponse::json(200, metrics))
+}
+
+/// The tenant's webhook endpoint, for its admins: `GET` shows it (never its secret), `PUT`
+/// sets it (the answer carries the secret), `DELETE` removes it.
+async fn webhook(
+    service: &ChatService,
+    caller: &Caller,
+    method: &Method,
+    body: &[u8],
+) -> Result<HttpResponse, ChatError> {
+    if !caller.is_tenant_admin() {
+        return Err(ChatError::PermissionDenied("the webhook is for tenant admins".into()));
+    }
+    let tenant_id = &caller.tenant_id;
+    let shown = |endpoint: Endpoint, secret: bool| Webhook {
+        url: endpoint.url,
+        events: endpoint.events,
+        secret: secret.then_some(endpoint.secret),
+    };
+    match *method {
+        Method::GET => {
+            let endpoint = service.store.webhook(tenant_id).await?.ok_or(ChatError::NotFound("webhook"))?;
+            Ok(HttpResponse::json(200, shown(endpoint, false)))
+        }
+        Method::DELETE => {
+            if !service.store.delete_webhook(tenant_id).await? {
+                return Err(ChatError::NotFound("webhook"));
+            }
+            service.webhooks.forget(tenant_id);
+            Ok(HttpResponse::json(200, Deleted { deleted: true }))
+        }
+        _ => {
+            let request = serde_json::from_slice(body).map_err(|e| ChatError::Invalid(format!("body: {e}")))?;
+            let endpoint =
+                webhooks::endpoint_from(request, service.config.webhook_allow_http).map_err(ChatError::Invalid)?;
+            service.store.set_webhook(tenant_id, &endpoint).await?;
+            service.webhooks.forget(tenant_id);
+            Ok(HttpResponse::json(200, shown(endpoint, true)))
+        }
+    }
 }
 
 async fn export(

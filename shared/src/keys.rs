@@ -32,9 +32,35 @@ pub fn user(tenant_id: &str, user_id: &str) -> String {
     format!("{}/{}", id(tenant_id), id(user_id))
 }
 
+/// The tenant and user of a joined `user` part.
+pub fn split_user(joined: &str) -> Option<(String, String)> {
+    let (tenant, user) = joined.split_once('/')?;
+    Some((unescape(tenant)?, unescape(user)?))
+}
+
+fn unescape(escaped: &str) -> Option<String> {
+    let mut out = String::with_capacity(escaped.len());
+    let mut rest = escaped;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let code = rest.get(at + 1..at + 3)?;
+        out.push(char::from(u8::from_str_radix(code, 16).ok()?));
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_joined_user_splits_back_into_its_ids() {
+        for (tenant, user) in [("acme", "alice"), ("X/b", "c"), ("X", "b/c"), ("%41{x}", "a:b%")] {
+            assert_eq!(split_user(&super::user(tenant, user)), Some((tenant.to_string(), user.to_string())));
+        }
+    }
 
     #[test]
     fn plain_ids_are_unchanged() {

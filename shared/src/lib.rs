@@ -11,6 +11,7 @@ pub mod fanout;
 pub mod handlers;
 pub mod http_api;
 pub mod keys;
+pub mod metrics;
 pub mod model;
 pub mod presence;
 pub mod protocol;
@@ -21,6 +22,9 @@ pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
+pub mod xray;
 
 pub use config::Config;
 pub use service::{ChatError, ChatService, Export};
+pub mod api;

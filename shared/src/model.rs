@@ -1,13 +1,18 @@
 //! The domain records, shared by the store (rows) and the protocol (wire shapes).
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::service::validate::{
+    MAX_ATTACHMENT_BYTES, MAX_FILE_NAME_CHARS, MAX_MIME_CHARS, MAX_SLOW_MODE_SECS, MAX_URL_CHARS,
+};
 
 macro_rules! text_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($variant),+ }
 
@@ -39,7 +44,7 @@ impl Role {
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Room {
     pub id: Uuid,
     pub name: String,
@@ -48,9 +53,22 @@ pub struct Room {
     pub is_private: bool,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
+    /// Frozen: only the room's admins post, edit, react and type.
+    pub frozen: bool,
+    /// A member's messages are at least this far apart (0: off); moderators and admins are exempt.
+    #[schemars(range(min = 0, max = MAX_SLOW_MODE_SECS))]
+    pub slow_mode_seconds: i32,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// A pinned message, as it is now (edits show).
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct Pin {
+    pub message: Message,
+    pub pinned_by: String,
+    pub pinned_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct Participant {
     pub user_id: String,
     pub display_name: Option<String>,
@@ -58,15 +76,21 @@ pub struct Participant {
     pub joined_at: DateTime<Utc>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct Attachment {
+    /// A link to the file, stored elsewhere.
+    #[schemars(length(max = MAX_URL_CHARS), pattern(r"^https?://[^\s]+$"))]
     pub url: String,
+    #[schemars(length(min = 1, max = MAX_FILE_NAME_CHARS))]
     pub name: String,
+    /// Bytes.
+    #[schemars(range(min = 0, max = MAX_ATTACHMENT_BYTES))]
     pub size: i64,
+    #[schemars(length(max = MAX_MIME_CHARS), pattern(r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$"))]
     pub mime_type: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct Message {
     pub id: Uuid,
     /// The cursor position of the message in its room's history. Within a room, messages
@@ -109,7 +133,7 @@ impl Message {
     }
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct Reaction {
     pub emoji: String,
     pub count: usize,
@@ -120,23 +144,36 @@ pub struct Reaction {
 pub const UNREAD_CAP: i32 = 1000;
 
 /// A member's unread state in one room, counted from their read position.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, JsonSchema)]
 pub struct Unread {
     pub room_id: Uuid,
     pub unread_count: i32,
     pub mention_count: i32,
     /// A count reached `UNREAD_CAP`: there are at least that many, maybe more.
     pub capped: bool,
+    /// The room's newest message when counted: a client adds one for each later message only
+    /// (a `new_message` that arrives after these counts but was in them counts once), and
+    /// catches up from there after a reconnect.
+    #[serde(flatten)]
+    pub head: RoomHead,
+}
+
+/// A room's newest message: its `seq` and `room_seq` (both 0 when it has none).
+#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, JsonSchema)]
+pub struct RoomHead {
+    pub last_seq: i64,
+    pub last_room_seq: i64,
 }
 
 impl Unread {
     /// From counts taken with a limit of one more than the cap.
-    pub fn counted(room_id: Uuid, unread: i32, mentions: i32) -> Self {
+    pub fn counted(room_id: Uuid, unread: i32, mentions: i32, head: RoomHead) -> Self {
         Self {
             room_id,
             unread_count: unread.min(UNREAD_CAP),
             mention_count: mentions.min(UNREAD_CAP),
             capped: unread > UNREAD_CAP || mentions > UNREAD_CAP,
+            head,
         }
     }
 
@@ -146,7 +183,7 @@ impl Unread {
 }
 
 /// One earlier version of an edited message.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Edit {
     pub version: i32,
     pub content: String,
@@ -155,14 +192,14 @@ pub struct Edit {
 }
 
 /// Who got or read a message, and when.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, PartialEq, JsonSchema)]
 pub struct Receipt {
     pub user_id: String,
     pub at: DateTime<Utc>,
 }
 
 /// A room as one user sees it in a listing.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct RoomSummary {
     pub room: Room,
     /// None for a support agent looking at a support room they have not joined.

@@ -4,7 +4,8 @@
 //! they join (`keys`): `chat:conn:{cid}` hash (user, tenant, name, roles as a JSON list,
 //! connected_at, expires_at: the token's `exp`) · `chat:user:{tenant/user}:conns` set of connection ids ·
 //! `chat:tenant:{tenant}:conns` set · `chat:presence:{tenant}` hash user → last change ·
-//! `chat:connections` set of all.
+//! `chat:connections` set of all · `chat:owners` hash connection id → `endpoint tenant/user`
+//! (ids escaped), which the sweep walks to find connections that ended unnoticed.
 
 use crate::redis_conn::RedisConn;
 use chrono::{DateTime, TimeZone, Utc};
@@ -17,6 +18,7 @@ use crate::model::Caller;
 /// API Gateway closes a WebSocket after two hours; registry entries outlive that a little.
 const CONN_TTL_SECS: i64 = 3 * 3600;
 const ALL_CONNECTIONS: &str = "chat:connections";
+const OWNERS: &str = "chat:owners";
 
 fn conn_key(connection_id: &str) -> String {
     format!("chat:conn:{{{connection_id}}}")
@@ -32,6 +34,30 @@ fn tenant_conns_key(tenant_id: &str) -> String {
 
 fn presence_key(tenant_id: &str) -> String {
     format!("chat:presence:{{{}}}", keys::id(tenant_id))
+}
+
+/// Whose a connection is, in the registry's walk: its management API and its user.
+fn owner(endpoint: &str, tenant_id: &str, user_id: &str) -> String {
+    format!("{endpoint} {}", keys::user(tenant_id, user_id))
+}
+
+/// Adds to `pipe` the steps that take a connection id out of the registry's sets beyond its
+/// user's (each answer ignored).
+fn leave_registry<'a>(pipe: &'a mut redis::Pipeline, tenant_id: &str, connection_id: &str) -> &'a mut redis::Pipeline {
+    pipe.srem(ALL_CONNECTIONS, connection_id)
+        .ignore()
+        .srem(tenant_conns_key(tenant_id), connection_id)
+        .ignore()
+        .hdel(OWNERS, connection_id)
+        .ignore()
+}
+
+/// A registered connection as the registry's walk finds it.
+pub struct Owned {
+    pub connection_id: String,
+    pub endpoint: String,
+    pub tenant_id: String,
+    pub user_id: String,
 }
 
 /// A JSON list. A registration made before roles were a list holds one joined string: it is taken
@@ -83,9 +109,14 @@ impl Presence {
         &self.redis
     }
 
-    /// Records who the connection is and until when its token holds (at `$connect`). It
-    /// receives fan-out only once activated.
-    pub async fn register(&self, caller: &Caller, expires_at: DateTime<Utc>) -> redis::RedisResult<()> {
+    /// Records who the connection is, until when its token holds, and the management API it is
+    /// reached through (at `$connect`). It receives fan-out only once activated.
+    pub async fn register(
+        &self,
+        caller: &Caller,
+        expires_at: DateTime<Utc>,
+        endpoint: Option<&str>,
+    ) -> redis::RedisResult<()> {
         let conn = conn_key(&caller.connection_id);
         // A list, never a joined string: a role claim holding the separator must not become two roles.
         let roles = serde_json::to_string(&caller.roles).expect("strings serialize");
@@ -103,6 +134,12 @@ impl Presence {
             )
             .ignore()
             .expire(&conn, CONN_TTL_SECS)
+            .ignore()
+            .hset(
+                OWNERS,
+                &caller.connection_id,
+                owner(endpoint.unwrap_or_default(), &caller.tenant_id, &caller.user_id),
+            )
             .ignore()
             .query_async(&mut self.redis.clone())
             .await
@@ -169,20 +206,17 @@ impl Presence {
     }
 
     /// Takes a connection id out of every set, whether or not its registration is still there;
-    /// true when its user has no connection left.
+    /// true when this took its user's last connection (not when a `$disconnect` running at the
+    /// same time had taken it already: that one tells the user's contacts, once).
     pub async fn forget(&self, tenant_id: &str, user_id: &str, connection_id: &str) -> redis::RedisResult<bool> {
         let user = user_conns_key(tenant_id, user_id);
-        let (remaining,): (i64,) = redis::pipe()
-            .srem(&user, connection_id)
-            .ignore()
-            .srem(ALL_CONNECTIONS, connection_id)
-            .ignore()
-            .srem(tenant_conns_key(tenant_id), connection_id)
-            .ignore()
+        let mut pipe = redis::pipe();
+        pipe.srem(&user, connection_id);
+        let (removed, remaining): (i64, i64) = leave_registry(&mut pipe, tenant_id, connection_id)
             .scard(&user)
             .query_async(&mut self.redis.clone())
             .await?;
-        Ok(remaining == 0)
+        Ok(removed == 1 && remaining == 0)
     }
 
     pub async fn lookup(&self, connection_id: &str) -> redis::RedisResult<Option<Registered>> {
@@ -217,16 +251,10 @@ impl Presence {
         let caller = registered.caller;
         let mut redis = self.redis.clone();
         let user = user_conns_key(&caller.tenant_id, &caller.user_id);
-        let (deleted, was_active, remaining): (i64, i64, i64) = redis::pipe()
-            .del(conn_key(connection_id))
-            .srem(&user, connection_id)
-            .srem(ALL_CONNECTIONS, connection_id)
-            .ignore()
-            .srem(tenant_conns_key(&caller.tenant_id), connection_id)
-            .ignore()
-            .scard(&user)
-            .query_async(&mut redis)
-            .await?;
+        let mut pipe = redis::pipe();
+        pipe.del(conn_key(connection_id)).srem(&user, connection_id);
+        let (deleted, was_active, remaining): (i64, i64, i64) =
+            leave_registry(&mut pipe, &caller.tenant_id, connection_id).scard(&user).query_async(&mut redis).await?;
         Ok((deleted == 1).then_some((caller, was_active == 1 && remaining == 0)))
     }
 
@@ -244,6 +272,33 @@ impl Presence {
             pipe.smembers(user_conns_key(tenant_id, user));
         }
         pipe.query_async(&mut self.redis.clone()).await
+    }
+
+    /// How many live connections the tenant has (fan-out, tenant metrics).
+    pub async fn tenant_connection_count(&self, tenant_id: &str) -> redis::RedisResult<i64> {
+        self.redis.clone().scard(tenant_conns_key(tenant_id)).await
+    }
+
+    /// The tenant's live connections with their users, in two round trips (a big room's
+    /// fan-out, announcements). Ids whose
+    /// registration is gone (ended without `$disconnect`) leave the tenant's set on the way.
+    pub async fn tenant_connections(&self, tenant_id: &str) -> redis::RedisResult<Vec<(String, String)>> {
+        let tenant = tenant_conns_key(tenant_id);
+        let ids: Vec<String> = self.redis.clone().smembers(&tenant).await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hget(conn_key(id), "user_id");
+        }
+        let owners: Vec<Option<String>> = pipe.query_async(&mut self.redis.clone()).await?;
+        let (live, gone): (Vec<_>, Vec<_>) = ids.into_iter().zip(owners).partition(|(_, owner)| owner.is_some());
+        if !gone.is_empty() {
+            let gone: Vec<String> = gone.into_iter().map(|(id, _)| id).collect();
+            self.redis.clone().srem::<_, _, ()>(&tenant, gone).await?;
+        }
+        Ok(live.into_iter().filter_map(|(id, owner)| Some((owner?, id))).collect())
     }
 
     /// Whether each of the users has a live connection, in one round trip.
@@ -272,13 +327,29 @@ impl Presence {
         redis::cmd("PING").query_async::<String>(&mut self.redis.clone()).await.map(drop)
     }
 
-    pub async fn active_connections(&self) -> redis::RedisResult<i64> {
-        self.redis.clone().scard(ALL_CONNECTIONS).await
+    /// One step of a walk over every registered connection: up to about `count` of them, and
+    /// the cursor to go on from (0 when the walk is over).
+    pub async fn registry_step(&self, cursor: u64, count: usize) -> redis::RedisResult<(u64, Vec<Owned>)> {
+        let (next, pairs): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+            .arg(OWNERS)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.redis.clone())
+            .await?;
+        let owned = pairs
+            .into_iter()
+            .filter_map(|(connection_id, owner)| {
+                let (endpoint, user) = owner.split_once(' ')?;
+                let (tenant_id, user_id) = keys::split_user(user)?;
+                Some(Owned { connection_id, endpoint: endpoint.to_string(), tenant_id, user_id })
+            })
+            .collect();
+        Ok((next, owned))
     }
 
-    /// Every live connection of a tenant (announcements, tenant metrics).
-    pub async fn tenant_connections(&self, tenant_id: &str) -> redis::RedisResult<Vec<String>> {
-        self.redis.clone().smembers(tenant_conns_key(tenant_id)).await
+    pub async fn active_connections(&self) -> redis::RedisResult<i64> {
+        self.redis.clone().scard(ALL_CONNECTIONS).await
     }
 }
 

@@ -1,18 +1,27 @@
 //! The wire protocol: client frames in, server frames out.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::{
-    Attachment, Edit, Message, MessageType, Participant, Reaction, Receipt, Role, Room, RoomSummary, RoomType, Unread,
+    Attachment, Edit, Message, MessageType, Participant, Pin, Reaction, Receipt, Role, Room, RoomSummary, RoomType,
+    Unread,
+};
+// The checks the service makes, stated in the schemas too where JSON Schema can say them.
+use crate::service::validate::{
+    MAX_ATTACHMENTS, MAX_CONTENT_CHARS, MAX_DESCRIPTION_CHARS, MAX_EMOJI_CHARS, MAX_ID_CHARS, MAX_INITIAL_MEMBERS,
+    MAX_MENTIONS, MAX_MUTE_SECS, MAX_NAME_CHARS, MAX_SLOW_MODE_SECS, MAX_USERS_PER_FRAME,
 };
 
 /// Frames a client sends. `type` selects the variant; field names follow the product spec.
-#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
 pub enum ClientFrame {
+    /// Join a public room (or one you were invited to) and receive its events.
     JoinRoom {
         room_id: Uuid,
     },
@@ -20,6 +29,7 @@ pub enum ClientFrame {
         room_id: Uuid,
     },
     SendMessage(SendMessage),
+    /// Others in the room see `typing_start` until `typing_stop` or the indicator expires.
     TypingStart {
         room_id: Uuid,
     },
@@ -30,51 +40,67 @@ pub enum ClientFrame {
         room_id: Uuid,
         /// Empty means everything in the room up to now.
         #[serde(default)]
+        #[schemars(length(max = MAX_HISTORY_PAGE))]
         message_ids: Vec<Uuid>,
     },
     CreateRoom(CreateRoom),
+    /// `get_messages` is accepted as another name for it.
     #[serde(alias = "get_messages")]
     GetHistory(HistoryRequest),
     Ping,
+    /// Room admins only; absent fields stay as they are.
     UpdateRoom {
         room_id: Uuid,
+        #[schemars(length(min = 1, max = MAX_NAME_CHARS))]
         name: Option<String>,
+        #[schemars(length(max = MAX_DESCRIPTION_CHARS))]
         description: Option<String>,
         is_private: Option<bool>,
     },
     Invite {
         room_id: Uuid,
+        #[schemars(length(max = MAX_USERS_PER_FRAME), inner(length(min = 1, max = MAX_ID_CHARS)))]
         user_ids: Vec<String>,
     },
     RemoveParticipant {
         room_id: Uuid,
+        #[schemars(length(min = 1, max = MAX_ID_CHARS))]
         user_id: String,
     },
     SetRole {
         room_id: Uuid,
+        #[schemars(length(min = 1, max = MAX_ID_CHARS))]
         user_id: String,
         role: Role,
     },
+    /// Without `duration_seconds` the mute lasts an hour.
     MuteUser {
         room_id: Uuid,
+        #[schemars(length(min = 1, max = MAX_ID_CHARS))]
         user_id: String,
+        #[schemars(range(min = 1, max = MAX_MUTE_SECS))]
         duration_seconds: Option<u64>,
     },
     UnmuteUser {
         room_id: Uuid,
+        #[schemars(length(min = 1, max = MAX_ID_CHARS))]
         user_id: String,
     },
     BanUser {
         room_id: Uuid,
+        #[schemars(length(min = 1, max = MAX_ID_CHARS))]
         user_id: String,
+        #[schemars(length(max = MAX_DESCRIPTION_CHARS))]
         reason: Option<String>,
     },
     UnbanUser {
         room_id: Uuid,
+        #[schemars(length(min = 1, max = MAX_ID_CHARS))]
         user_id: String,
     },
     EditMessage {
         message_id: Uuid,
+        #[schemars(length(min = 1, max = MAX_CONTENT_CHARS))]
         content: String,
     },
     DeleteMessage {
@@ -85,15 +111,19 @@ pub enum ClientFrame {
     },
     AddReaction {
         message_id: Uuid,
+        #[schemars(length(min = 1, max = MAX_EMOJI_CHARS))]
         emoji: String,
     },
     RemoveReaction {
         message_id: Uuid,
+        #[schemars(length(min = 1, max = MAX_EMOJI_CHARS))]
         emoji: String,
     },
     GetThread {
         message_id: Uuid,
         after: Option<Cursor>,
+        /// Outside 1-100 it is clamped.
+        #[schemars(range(min = 1, max = MAX_HISTORY_PAGE))]
         limit: Option<u32>,
     },
     GetReceipts {
@@ -104,31 +134,153 @@ pub enum ClientFrame {
         room_type: Option<RoomType>,
     },
     GetPresence {
+        #[schemars(length(max = MAX_USERS_PER_FRAME), inner(length(min = 1, max = MAX_ID_CHARS)))]
         user_ids: Vec<String>,
     },
+    /// Tenant admins only: to every connection of the tenant.
     Announce {
+        #[schemars(length(min = 1, max = MAX_CONTENT_CHARS))]
         content: String,
     },
     /// A fresh token for the same user and tenant, before the connection's one expires.
     RefreshToken {
         token: String,
     },
+    /// Moderators and admins: pins a message of the room (a room holds at most 50 pins).
+    PinMessage {
+        message_id: Uuid,
+    },
+    UnpinMessage {
+        message_id: Uuid,
+    },
+    /// The room's pinned messages, newest pin first.
+    ListPins {
+        room_id: Uuid,
+    },
+    /// Room admins: until `unfreeze_room`, only admins post, edit, react and type.
+    FreezeRoom {
+        room_id: Uuid,
+    },
+    UnfreezeRoom {
+        room_id: Uuid,
+    },
+    /// Room admins: a member's messages at least `seconds` apart (0: off); moderators and admins
+    /// are exempt. A send too soon gets `rate_limited` with `retry_after_ms`.
+    SetSlowMode {
+        room_id: Uuid,
+        #[schemars(range(min = 0, max = MAX_SLOW_MODE_SECS))]
+        seconds: i32,
+    },
 }
 
-#[derive(Debug, Deserialize, Serialize, PartialEq)]
+impl ClientFrame {
+    /// The `type` of the frame that answers this one, echoing its `request_id` (when it fails:
+    /// `error`). Typing indicators get no answer but an error.
+    pub fn reply(&self) -> Option<&'static str> {
+        use ClientFrame as F;
+        Some(match self {
+            F::JoinRoom { .. } => "room_joined",
+            F::LeaveRoom { .. } => "room_left",
+            F::SendMessage { .. } => "message_sent",
+            F::TypingStart { .. } | F::TypingStop { .. } => return None,
+            F::MarkRead { .. } => "read_marked",
+            F::CreateRoom { .. } => "room_created",
+            F::GetHistory { .. } => "history",
+            F::Ping => "pong",
+            F::UpdateRoom { .. } => "room_updated",
+            F::Invite { .. } => "invited",
+            F::RemoveParticipant { .. } => "user_removed",
+            F::SetRole { .. } => "role_changed",
+            F::MuteUser { .. } => "user_muted",
+            F::UnmuteUser { .. } => "user_unmuted",
+            F::BanUser { .. } => "user_banned",
+            F::UnbanUser { .. } => "user_unbanned",
+            F::EditMessage { .. } => "message_edited",
+            F::DeleteMessage { .. } => "message_deleted",
+            F::GetEditHistory { .. } => "edit_history",
+            F::AddReaction { .. } => "reaction_added",
+            F::RemoveReaction { .. } => "reaction_removed",
+            F::GetThread { .. } => "thread",
+            F::GetReceipts { .. } => "receipts",
+            F::GetUnread => "unread",
+            F::ListRooms { .. } => "rooms",
+            F::GetPresence { .. } => "presence_state",
+            F::Announce { .. } => "announcement",
+            F::RefreshToken { .. } => "token_refreshed",
+            F::PinMessage { .. } => "message_pinned",
+            F::UnpinMessage { .. } => "message_unpinned",
+            F::ListPins { .. } => "pins",
+            F::FreezeRoom { .. } => "room_frozen",
+            F::UnfreezeRoom { .. } => "room_unfrozen",
+            F::SetSlowMode { .. } => "slow_mode_set",
+        })
+    }
+
+    /// The frame's `type`, as a metric names it.
+    pub fn kind(&self) -> &'static str {
+        use ClientFrame as F;
+        match self {
+            F::JoinRoom { .. } => "join_room",
+            F::LeaveRoom { .. } => "leave_room",
+            F::SendMessage { .. } => "send_message",
+            F::TypingStart { .. } => "typing_start",
+            F::TypingStop { .. } => "typing_stop",
+            F::MarkRead { .. } => "mark_read",
+            F::CreateRoom { .. } => "create_room",
+            F::GetHistory { .. } => "get_history",
+            F::Ping => "ping",
+            F::UpdateRoom { .. } => "update_room",
+            F::Invite { .. } => "invite",
+            F::RemoveParticipant { .. } => "remove_participant",
+            F::SetRole { .. } => "set_role",
+            F::MuteUser { .. } => "mute_user",
+            F::UnmuteUser { .. } => "unmute_user",
+            F::BanUser { .. } => "ban_user",
+            F::UnbanUser { .. } => "unban_user",
+            F::EditMessage { .. } => "edit_message",
+            F::DeleteMessage { .. } => "delete_message",
+            F::GetEditHistory { .. } => "get_edit_history",
+            F::AddReaction { .. } => "add_reaction",
+            F::RemoveReaction { .. } => "remove_reaction",
+            F::GetThread { .. } => "get_thread",
+            F::GetReceipts { .. } => "get_receipts",
+            F::GetUnread => "get_unread",
+            F::ListRooms { .. } => "list_rooms",
+            F::GetPresence { .. } => "get_presence",
+            F::Announce { .. } => "announce",
+            F::RefreshToken { .. } => "refresh_token",
+            F::PinMessage { .. } => "pin_message",
+            F::UnpinMessage { .. } => "unpin_message",
+            F::ListPins { .. } => "list_pins",
+            F::FreezeRoom { .. } => "freeze_room",
+            F::UnfreezeRoom { .. } => "unfreeze_room",
+            F::SetSlowMode { .. } => "set_slow_mode",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct SendMessage {
     pub room_id: Uuid,
+    /// Text messages need some non-blank content; image and file messages may leave it empty.
+    #[schemars(length(max = MAX_CONTENT_CHARS))]
     pub content: String,
+    /// `system` is the server's own.
     #[serde(default = "default_message_type")]
     pub message_type: MessageType,
+    /// At least one for `image` and `file` messages (`image/*` ones for images).
     #[serde(default)]
+    #[schemars(length(max = MAX_ATTACHMENTS))]
     pub attachments: Vec<Attachment>,
     #[serde(default)]
+    #[schemars(length(max = MAX_MENTIONS), inner(length(min = 1, max = MAX_ID_CHARS)))]
     pub mentions: Vec<String>,
+    /// The parent message: this one is a reply in its thread.
     #[serde(default)]
     pub reply_to: Option<Uuid>,
     /// The client's id for this message: sending it again returns the stored one instead of a copy.
     #[serde(default)]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS))]
     pub client_msg_id: Option<String>,
 }
 
@@ -136,34 +288,62 @@ fn default_message_type() -> MessageType {
     MessageType::Text
 }
 
-#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct CreateRoom {
+    /// Required but for direct rooms.
     #[serde(default)]
+    #[schemars(length(max = MAX_NAME_CHARS))]
     pub name: Option<String>,
     pub room_type: RoomType,
+    /// Exactly one other user for a direct room.
     #[serde(default)]
+    #[schemars(length(max = MAX_INITIAL_MEMBERS), inner(length(min = 1, max = MAX_ID_CHARS)))]
     pub participants: Vec<String>,
     #[serde(default)]
+    #[schemars(length(max = MAX_DESCRIPTION_CHARS))]
     pub description: Option<String>,
+    /// Direct and support rooms are always private.
     #[serde(default)]
     pub is_private: bool,
+    /// The client's id for this creation: a retry with the same one answers with the room the
+    /// first attempt created.
+    #[serde(default)]
+    #[schemars(length(min = 1, max = MAX_ID_CHARS))]
+    pub client_room_id: Option<String>,
 }
 
 /// History paging: `before` walks back from the newest, `after` walks forward (catch-up).
-#[derive(Debug, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, PartialEq, JsonSchema)]
 pub struct HistoryRequest {
     pub room_id: Uuid,
     #[serde(default)]
     pub before: Option<Cursor>,
     #[serde(default)]
     pub after: Option<Cursor>,
+    /// 50 when absent; outside 1-100 it is clamped.
     #[serde(default)]
+    #[schemars(range(min = 1, max = MAX_HISTORY_PAGE))]
     pub limit: Option<u32>,
 }
 
 /// An opaque position in a room's history (the message's `seq`), sent as a string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cursor(pub i64);
+
+/// Sent as a string of digits; a client may give a non-negative number instead.
+impl JsonSchema for Cursor {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Cursor".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An opaque position in a room's history (a message's `seq`), as a string of digits.",
+            "type": "string",
+            "pattern": "^[0-9]{1,19}$",
+        })
+    }
+}
 
 impl Serialize for Cursor {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -208,14 +388,48 @@ pub enum ProtocolError {
 }
 
 impl ProtocolError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::InvalidJson(_) => "invalid_json",
-            Self::MissingType => "invalid_frame",
-            Self::UnknownType(_) => "unknown_type",
-            Self::InvalidFrame { .. } => "invalid_frame",
-            Self::TooLarge(_) => "frame_too_large",
+            Self::InvalidJson(_) => ErrorCode::InvalidJson,
+            Self::MissingType => ErrorCode::InvalidFrame,
+            Self::UnknownType(_) => ErrorCode::UnknownType,
+            Self::InvalidFrame { .. } => ErrorCode::InvalidFrame,
+            Self::TooLarge(_) => ErrorCode::FrameTooLarge,
         }
+    }
+}
+
+/// The `code` of an `error` frame and of an HTTP error body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not JSON.
+    InvalidJson,
+    /// No string `type`, a field missing, of the wrong type or unknown.
+    InvalidFrame,
+    /// A `type` the server does not know.
+    UnknownType,
+    /// Over 128 KiB: the connection is closed.
+    FrameTooLarge,
+    /// A value outside what the service takes (lengths, counts, ids).
+    ValidationError,
+    NotFound,
+    PermissionDenied,
+    /// No valid token, or it expired during the session (the connection is then closed).
+    Unauthorized,
+    /// Too many frames, requests or connections: `retry_after_ms` says when to try again.
+    RateLimited,
+    /// Postgres or Redis is unreachable or slow, or the server is overloaded: retry shortly.
+    ServiceUnavailable,
+    InternalError,
+    /// HTTP only: every route answers GET alone.
+    MethodNotAllowed,
+}
+
+/// Lets tests and logs compare a code with its text.
+impl PartialEq<&str> for ErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        serde_json::to_value(self).is_ok_and(|v| v == *other)
     }
 }
 
@@ -289,7 +503,7 @@ fn unknown_field(frame: &ClientFrame, given: &[String]) -> Option<String> {
     given.iter().find(|k| !ENVELOPE_FIELDS.contains(&k.as_str()) && known.get(k.as_str()).is_none()).cloned()
 }
 
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceStatus {
     Online,
@@ -297,10 +511,13 @@ pub enum PresenceStatus {
 }
 
 /// Frames the server sends. Each is fanned out as JSON text.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[schemars(deny_unknown_fields)]
 pub enum ServerFrame {
+    /// The first frame of every connection.
     Connection {
+        #[schemars(extend("const" = "connected"))]
         status: &'static str,
         connection_id: String,
         user_id: String,
@@ -310,8 +527,9 @@ pub enum ServerFrame {
         /// The rooms with something unread or a mention.
         unread: Vec<Unread>,
     },
+    /// The answer to a frame that failed, with its `request_id`.
     Error {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
         /// With `rate_limited`: when to try again.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -487,9 +705,36 @@ pub enum ServerFrame {
         from: String,
         sent_at: DateTime<Utc>,
     },
+    MessagePinned {
+        room_id: Uuid,
+        pin: Pin,
+    },
+    /// Unpinned by a moderator, or because the message was deleted.
+    MessageUnpinned {
+        room_id: Uuid,
+        message_id: Uuid,
+        by: String,
+    },
+    Pins {
+        room_id: Uuid,
+        pins: Vec<Pin>,
+    },
+    RoomFrozen {
+        room_id: Uuid,
+        by: String,
+    },
+    RoomUnfrozen {
+        room_id: Uuid,
+        by: String,
+    },
+    SlowModeSet {
+        room_id: Uuid,
+        seconds: i32,
+        by: String,
+    },
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
 pub struct PresenceInfo {
     pub user_id: String,
     pub status: PresenceStatus,
@@ -623,9 +868,7 @@ mod tests {
                 let mut frame = serde_json::Map::new();
                 frame.insert("type".into(), Value::String(kind.into()));
                 frame.extend(fields);
-                if let Err((error, _)) = parse(&Value::Object(frame).to_string()) {
-                    prop_assert!(!error.code().is_empty());
-                }
+                let _ = parse(&Value::Object(frame).to_string());
             }
         }
 

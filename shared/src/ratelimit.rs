@@ -199,6 +199,26 @@ impl RateLimiter {
             .await?;
         Ok(if allowed == 1 { Ok(()) } else { Err(wait.max(1) as u64) })
     }
+
+    /// Slow mode: one message from the caller in the room per `interval`. Ok (and the interval
+    /// starts), or how many milliseconds until the next is allowed.
+    pub async fn slow_mode(
+        &self,
+        caller: &Caller,
+        room_id: uuid::Uuid,
+        interval: std::time::Duration,
+    ) -> redis::RedisResult<Result<(), u64>> {
+        let key = format!("chat:slow:{{{}}}:{room_id}", keys::user(&caller.tenant_id, &caller.user_id));
+        let mut redis = self.redis.clone();
+        let ms = interval.as_millis() as u64;
+        let started: Option<String> =
+            redis::cmd("SET").arg(&key).arg(1).arg("NX").arg("PX").arg(ms).query_async(&mut redis).await?;
+        if started.is_some() {
+            return Ok(Ok(()));
+        }
+        let left: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut redis).await?;
+        Ok(Err(left.max(1) as u64))
+    }
 }
 
 #[cfg(test)]

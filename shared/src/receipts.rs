@@ -2,7 +2,8 @@
 //! connections, and when it last moved. One Redis command per fan-out, whatever the room's size,
 //! where a row per member per message once went to Postgres.
 //!
-//! `chat:delivered:{tenant/room}` hash user → `seq:unix_ms`. A position only moves forward
+//! `chat:delivered:{tenant/room}` hash user → `seq:unix_ms`; `chat:fanned:{tenant/message}` set
+//! once a sent message's fan-out ran to the end. A position only moves forward
 //! (fan-outs of one room may finish in any order). Receipts are advisory: the hash lives 30 days
 //! after its last move, and a member's read position in Postgres is the floor under it (what
 //! was read was delivered).
@@ -21,6 +22,13 @@ const TTL_SECS: i64 = 30 * 86_400;
 
 fn key(tenant_id: &str, room_id: Uuid) -> String {
     format!("chat:delivered:{{{}/{room_id}}}", keys::id(tenant_id))
+}
+
+/// How long a finished fan-out is remembered: longer than any client retries a send.
+const FANNED_TTL_SECS: u64 = 86_400;
+
+fn fanned_key(tenant_id: &str, message_id: Uuid) -> String {
+    format!("chat:fanned:{{{}/{message_id}}}", keys::id(tenant_id))
 }
 
 /// KEYS: the room's hash · ARGV: seq, now (ms), ttl, then the users.
@@ -79,6 +87,21 @@ impl Receipts {
             invocation.arg(user);
         }
         invocation.invoke_async::<i64>(&mut self.redis.clone()).await.map(drop)
+    }
+
+    /// Records that a message's fan-out ran to the end (for a day): a retry of its send with
+    /// the same `client_msg_id` need not fan it out again.
+    pub async fn fanned_out(&self, tenant_id: &str, message_id: Uuid) -> redis::RedisResult<()> {
+        self.redis.clone().set_ex(fanned_key(tenant_id, message_id), 1, FANNED_TTL_SECS).await
+    }
+
+    /// Whether the message's fan-out is known to have run; an error counts as not.
+    pub async fn was_fanned_out(&self, tenant_id: &str, message_id: Uuid) -> bool {
+        let known = self.redis.clone().exists::<_, bool>(fanned_key(tenant_id, message_id)).await;
+        known.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "fan-out record unavailable: the retry fans out again");
+            false
+        })
     }
 
     /// Every member's delivery position in the room (those never delivered anything are absent).

@@ -16,6 +16,8 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
 use redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, TlsCertificates, Value};
 
+use crate::xray;
+
 /// The cluster schemes and the scheme of their nodes' URLs.
 const CLUSTER_SCHEMES: [(&str, &str); 2] = [("redis+cluster://", "redis://"), ("rediss+cluster://", "rediss://")];
 
@@ -141,10 +143,12 @@ fn cluster_pipeline<'a>(
 
 impl ConnectionLike for RedisConn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
+        let span = xray::redis(Some(cmd));
+        let reply = match self {
             Self::Single(conn) => conn.req_packed_command(cmd),
             Self::Cluster(conn) => conn.req_packed_command(cmd),
-        }
+        };
+        Box::pin(xray::traced(span, reply))
     }
 
     fn req_packed_commands<'a>(
@@ -153,7 +157,8 @@ impl ConnectionLike for RedisConn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
+        let span = xray::redis(pipeline.cmd_iter().next());
+        let replies = match self {
             Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             // A transaction must stay on one slot; the cluster client checks that itself.
             Self::Cluster(conn) => {
@@ -163,7 +168,8 @@ impl ConnectionLike for RedisConn {
                     cluster_pipeline(conn, pipeline)
                 }
             }
-        }
+        };
+        Box::pin(xray::traced(span, replies))
     }
 
     fn get_db(&self) -> i64 {

@@ -1,7 +1,9 @@
-//! Fault injection between the system and its dependencies: a TCP proxy that can be cut
-//! (Postgres, Redis), and a front for the management API that can answer with errors.
+//! Fault injection between the system and its dependencies or its clients: a TCP proxy that can
+//! be cut (Postgres, Redis) or go silent (a client whose network is gone), and a front for the
+//! management API that can answer with errors.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
@@ -10,13 +12,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 struct ProxyState {
     /// While down, connections are refused and open ones dropped.
     down: Mutex<bool>,
+    /// While frozen, nothing passes either way and nothing is closed.
+    frozen: Arc<AtomicBool>,
     links: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -38,18 +42,20 @@ impl FaultProxy {
     pub async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(ProxyState { down: Mutex::new(false), links: Mutex::new(Vec::new()) });
+        let frozen = Arc::new(AtomicBool::new(false));
+        let state = Arc::new(ProxyState { down: Mutex::new(false), frozen, links: Mutex::new(Vec::new()) });
         let shared = state.clone();
         let server = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if *shared.down.lock().unwrap() {
                     continue;
                 }
+                let frozen = shared.frozen.clone();
                 let link = tokio::spawn(async move {
                     let Ok(upstream) = TcpStream::connect(target).await else { return };
                     let (client_read, client_write) = client.into_split();
                     let (up_read, up_write) = upstream.into_split();
-                    tokio::join!(pipe(client_read, up_write), pipe(up_read, client_write));
+                    tokio::join!(pipe(client_read, up_write, &frozen), pipe(up_read, client_write, &frozen));
                 });
                 shared.links.lock().unwrap().push(link);
             }
@@ -76,6 +82,12 @@ impl FaultProxy {
         *self.state.down.lock().unwrap() = false;
     }
 
+    /// Passes nothing more either way and closes nothing, as when a client's network drops
+    /// without a close frame or a FIN: each side's socket stays open, silent.
+    pub fn freeze(&self) {
+        self.state.frozen.store(true, Ordering::SeqCst);
+    }
+
     fn cut_links(&self) {
         for link in self.state.links.lock().unwrap().drain(..) {
             link.abort();
@@ -83,8 +95,21 @@ impl FaultProxy {
     }
 }
 
-async fn pipe(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf) {
-    let _ = tokio::io::copy(&mut from, &mut to).await;
+async fn pipe(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, frozen: &AtomicBool) {
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let read = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(read) => read,
+        };
+        if frozen.load(Ordering::SeqCst) {
+            // Holds both sockets open, forever silent.
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buffer[..read]).await.is_err() {
+            break;
+        }
+    }
     let _ = to.shutdown().await;
 }
 

@@ -14,12 +14,56 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{oneshot, Notify};
 
 use crate::WAIT;
 
 type Outcome = Result<Value, Value>;
+
+/// The X-Ray trace header every invocation here carries.
+pub const TRACE_ID: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+/// Checks `line` against CloudWatch's Embedded Metric Format specification: `_aws` holds a
+/// millisecond `Timestamp` and `CloudWatchMetrics` directives, each with a `Namespace`,
+/// `Dimensions` (sets of at most 30 names, each a string member of the line) and `Metrics`
+/// (each named metric a member of the line: a number, or an array of at most 100 numbers).
+pub fn check_emf(line: &Value) {
+    let aws = &line["_aws"];
+    assert!(aws["Timestamp"].as_i64().is_some_and(|t| t > 1_600_000_000_000), "Timestamp in ms: {line}");
+    let directives = aws["CloudWatchMetrics"].as_array().expect("CloudWatchMetrics is an array");
+    assert!(!directives.is_empty(), "{line}");
+    for directive in directives {
+        assert!(directive["Namespace"].as_str().is_some_and(|n| !n.is_empty()), "Namespace: {directive}");
+        for set in directive["Dimensions"].as_array().expect("Dimensions is an array") {
+            let set = set.as_array().expect("a dimension set is an array");
+            assert!(set.len() <= 30, "{directive}");
+            for name in set {
+                let name = name.as_str().expect("a dimension is named by a string");
+                assert!(line[name].is_string(), "dimension {name} has a string value in the line: {line}");
+            }
+        }
+        let metrics = directive["Metrics"].as_array().expect("Metrics is an array");
+        assert!(metrics.len() <= 100, "{directive}");
+        for metric in metrics {
+            let name = metric["Name"].as_str().expect("a metric has a Name");
+            if let Some(unit) = metric.get("Unit") {
+                assert!(unit.is_string(), "{metric}");
+            }
+            match &line[name] {
+                Value::Number(_) => {}
+                Value::Array(values) => {
+                    assert!(
+                        !values.is_empty() && values.len() <= 100 && values.iter().all(Value::is_number),
+                        "{name}: {line}"
+                    )
+                }
+                other => panic!("metric {name} is {other} in the line: {line}"),
+            }
+        }
+    }
+}
 
 #[derive(Default)]
 struct Runtime {
@@ -29,6 +73,9 @@ struct Runtime {
     /// Payloads received through the Invoke API with InvocationType=Event.
     async_invocations: Mutex<Vec<Value>>,
     invoked: Notify,
+    /// The function's EMF lines (what it prints on stdout with an `_aws` key).
+    emf: Mutex<Vec<Value>>,
+    printed: Notify,
 }
 
 /// One function: its runtime endpoint and, once started, its process.
@@ -101,12 +148,41 @@ impl LocalLambda {
             .env("AWS_SECRET_ACCESS_KEY", "local")
             .env("AWS_ENDPOINT_URL_LAMBDA", format!("http://{}", self.addr))
             .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .kill_on_drop(true);
         for (key, value) in env {
             command.env(key, value);
         }
-        self.child = Some(command.spawn().expect("start the function binary"));
+        let mut child = command.spawn().expect("start the function binary");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let runtime = self.runtime.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                    if value.get("_aws").is_some() {
+                        runtime.emf.lock().unwrap().push(value);
+                        runtime.printed.notify_waiters();
+                    }
+                }
+            }
+        });
+        self.child = Some(child);
+    }
+
+    /// Waits until the function has printed `n` EMF lines, and returns them.
+    pub async fn emf_lines(&self, n: usize) -> Vec<Value> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let printed = self.runtime.printed.notified();
+                let lines = self.runtime.emf.lock().unwrap().clone();
+                if lines.len() >= n {
+                    return lines;
+                }
+                printed.await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("fewer than {n} EMF lines in time"))
     }
 
     /// Queues an event and waits for the function's answer.
@@ -166,7 +242,7 @@ async fn next(State(runtime): State<Arc<Runtime>>) -> Response {
                         "lambda-runtime-invoked-function-arn",
                         "arn:aws:lambda:us-east-1:123456789012:function:local".into(),
                     ),
-                    ("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000".into()),
+                    ("lambda-runtime-trace-id", TRACE_ID.into()),
                     ("content-type", "application/json".into()),
                 ],
                 event.to_string(),

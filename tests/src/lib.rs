@@ -5,8 +5,10 @@
 //! (`REDIS_CA_FILE` its private CA, for `rediss://`); `make test` brings up private ones when
 //! they are not set.
 
+pub mod contract;
 pub mod faults;
 pub mod lambda;
+pub mod webhook;
 
 use std::time::Duration;
 
@@ -56,8 +58,17 @@ pub async fn fresh_database_on(server_url: &str) -> String {
     tokio::spawn(connection);
     client.batch_execute(&format!("CREATE DATABASE {name}")).await.expect("create test database");
     let url = with_database(&server, &name);
-    shared::store::Store::connect(&url, 1, Duration::from_secs(30)).unwrap().migrate().await.expect("migrate");
+    shared::store::Store::connect(&url, 1, Duration::from_secs(30), statements())
+        .unwrap()
+        .migrate()
+        .await
+        .expect("migrate");
     url
+}
+
+/// The test command runs the main suites through PgBouncer with `DB_STATEMENTS=unnamed`.
+pub fn statements() -> shared::store::StatementMode {
+    std::env::var("DB_STATEMENTS").map_or(shared::store::StatementMode::Prepared, |v| v.parse().expect("DB_STATEMENTS"))
 }
 
 /// A configuration for one test: its own database, a random secret, fast typing expiry.
@@ -79,6 +90,7 @@ pub fn config_with(database_url: String, redis_url: String, redis_ca_file: Optio
         aws_region: "us-east-1".into(),
         use_aws_credentials: false,
         db_pool_size: 8,
+        db_statements: statements(),
         db_timeout: Duration::from_secs(5),
         redis_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(8),
@@ -86,6 +98,9 @@ pub fn config_with(database_url: String, redis_url: String, redis_ca_file: Optio
         fanout_concurrency: 32,
         fanout_chunk: 500,
         fanout_function: None,
+        // The test command's second run of the main suites takes the big-room paths everywhere (0).
+        fanout_member_list_max: std::env::var("FANOUT_MEMBER_LIST_MAX")
+            .map_or(500, |v| v.parse().expect("FANOUT_MEMBER_LIST_MAX")),
         presence_room_limit: 100,
         typing_ttl: Duration::from_secs(10),
         typing_sweep_interval: Duration::from_millis(200),
@@ -102,6 +117,20 @@ pub fn config_with(database_url: String, redis_url: String, redis_ca_file: Optio
         gateway_delivery: std::env::var("GATEWAY_DELIVERY")
             .ok()
             .map_or(shared::config::GatewayDelivery::InProcess, |v| v.parse().expect("GATEWAY_DELIVERY")),
+        // The test command runs the main suites both ways (1 the second time).
+        gateway_frame_concurrency: std::env::var("GATEWAY_FRAME_CONCURRENCY")
+            .map_or(8, |v| v.parse().expect("GATEWAY_FRAME_CONCURRENCY")),
+        gateway_max_in_flight: 256,
+        gateway_ping_interval: Duration::from_secs(30),
+        metrics_namespace: "ChatBackend".into(),
+        metrics_by_tenant: false,
+        // The webhook suites' receivers are on this machine; their retries quick.
+        webhook_queue_url: None,
+        sqs_endpoint: std::env::var("S3_ENDPOINT").ok(),
+        webhook_allow_http: true,
+        webhook_max_in_flight: 16,
+        webhook_retry_base: Duration::from_millis(50),
+        webhook_max_attempts: 4,
         web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/web").into(),
         js_client_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/js/dist").into(),
     }
@@ -154,7 +183,15 @@ impl TestApp {
     ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
         let socket = tokio::net::TcpSocket::new_v4()?;
         socket.bind((ip, 0).into())?;
-        let stream = socket.connect(self.gateway.addr).await?;
+        self.open_over(socket.connect(self.gateway.addr).await?, token).await
+    }
+
+    /// The same over a given TCP stream (e.g. through a proxy).
+    pub async fn open_over(
+        &self,
+        stream: tokio::net::TcpStream,
+        token: &str,
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
         let (ws, _) =
             tokio_tungstenite::client_async(self.gateway.ws_url(token), MaybeTlsStream::Plain(stream)).await?;
         Ok(ws)
@@ -167,14 +204,22 @@ impl TestApp {
 
     /// A connected client of `user` holding tenant-wide `roles`, and its `connection` frame.
     pub async fn connect_as(&self, user: &str, roles: &[&str]) -> (Client, Value) {
-        let token =
-            shared::auth::mint_with_roles(&self.secret, &self.tenant, user, Some(&display_name(user)), 3600, roles);
-        self.connect_with(user, &token).await
+        self.connect_with(user, &self.token_with_roles(user, roles)).await
     }
 
     /// A connected client of `user` with the given token, and its `connection` frame.
     pub async fn connect_with(&self, user: &str, token: &str) -> (Client, Value) {
-        let ws = self.open(token).await.expect("connect");
+        self.client_on(user, self.open(token).await.expect("connect")).await
+    }
+
+    /// A connected client of `user` through the proxy at `via`.
+    pub async fn connect_via(&self, via: std::net::SocketAddr, user: &str) -> Client {
+        let stream = tokio::net::TcpStream::connect(via).await.expect("connect to the proxy");
+        self.client_on(user, self.open_over(stream, &self.token(user)).await.expect("connect")).await.0
+    }
+
+    /// A client of `user` on an opened socket, once its `connection` frame has come.
+    async fn client_on(&self, user: &str, ws: Ws) -> (Client, Value) {
         let mut client = Client { ws, user: user.to_string(), connection_id: String::new(), next_request: 0 };
         let hello = client.recv().await;
         assert_eq!(hello["type"], "connection", "first frame: {hello}");
@@ -203,12 +248,32 @@ impl TestApp {
     }
 
     pub async fn get_with(&self, path: &str, token: Option<String>) -> (u16, Value) {
-        let mut request = reqwest::Client::new().get(format!("http://{}/api/v1/chat/{path}", self.gateway.addr));
+        self.http(reqwest::Method::GET, path, token, None).await
+    }
+
+    /// `/api/v1/chat/{path}` with the method, token and JSON body given, returning status and JSON body.
+    pub async fn http(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<String>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let url = format!("http://{}/api/v1/chat/{path}", self.gateway.addr);
+        let mut request = reqwest::Client::new().request(method, url);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
         let response = tokio::time::timeout(WAIT, request.send()).await.expect("no HTTP answer in time").unwrap();
         (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    /// A token of `user` holding tenant-wide `roles`.
+    pub fn token_with_roles(&self, user: &str, roles: &[&str]) -> String {
+        shared::auth::mint_with_roles(&self.secret, &self.tenant, user, Some(&display_name(user)), 3600, roles)
     }
 
     /// A subscription to Redis channels for this test's tenant, ready before this returns.
@@ -274,16 +339,32 @@ pub struct Client {
 }
 
 impl Client {
+    /// Sends a frame, which must match the protocol's schemas (`contract`).
     pub async fn send(&mut self, frame: Value) {
+        contract::sent(&frame);
         self.send_text(frame.to_string()).await;
     }
 
+    /// Sends a frame the schemas refuse, for tests of what the server does with one.
+    pub async fn send_invalid(&mut self, frame: Value) {
+        self.send_text(frame.to_string()).await;
+    }
+
+    /// Sends any text at all, unchecked.
     pub async fn send_text(&mut self, text: String) {
         self.ws.send(Message::Text(text.into())).await.expect("send");
     }
 
-    /// The next frame, failing the test when none comes in time.
+    /// The next frame, failing the test when none comes in time or it does not match the
+    /// protocol's schemas.
     pub async fn recv(&mut self) -> Value {
+        let frame = self.recv_unchecked().await;
+        contract::received(&frame);
+        frame
+    }
+
+    /// The next frame, whatever it is (the management API posts anything it is given).
+    pub async fn recv_unchecked(&mut self) -> Value {
         loop {
             let next = tokio::time::timeout(WAIT, self.ws.next())
                 .await
@@ -305,13 +386,24 @@ impl Client {
 
     /// Sends a frame with a fresh `request_id` and returns the reply carrying it, failing on
     /// any other frame in between (events must not arrive unannounced in these tests).
-    pub async fn request(&mut self, mut frame: Value) -> Value {
+    pub async fn request(&mut self, frame: Value) -> Value {
+        contract::sent(&frame);
+        self.exchange(frame).await
+    }
+
+    /// The same with a frame the schemas refuse, for tests of what the server does with one.
+    pub async fn request_invalid(&mut self, frame: Value) -> Value {
+        self.exchange(frame).await
+    }
+
+    async fn exchange(&mut self, mut frame: Value) -> Value {
         self.next_request += 1;
         let id = format!("{}-{}", self.user, self.next_request);
         frame["request_id"] = json!(id);
-        self.send(frame).await;
+        self.send_text(frame.to_string()).await;
         let reply = self.recv().await;
         assert_eq!(reply["request_id"], id.as_str(), "{} expected the reply to {id}, got {reply}", self.user);
+        contract::answered(&frame, &reply);
         reply
     }
 
@@ -349,6 +441,7 @@ impl Subscription {
                 .expect("subscription ended");
             let envelope: Value = serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
             if envelope["tenant_id"] == self.tenant.as_str() {
+                contract::published(&envelope);
                 return (message.get_channel_name().to_string(), envelope);
             }
         }

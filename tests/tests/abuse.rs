@@ -1,6 +1,7 @@
 //! Hostile clients: rate limits, strict input, forged identities and tenant isolation.
 
-use integration_tests::{spawn_app_with, test_config, Client, TestApp};
+use integration_tests::{contract, spawn_app_with, test_config, Client, TestApp};
+use reqwest::Method;
 use serde_json::{json, Value};
 use shared::ratelimit::{Rate, RateLimits};
 use tokio_tungstenite::tungstenite::Error as WsError;
@@ -127,7 +128,10 @@ async fn strict_input_gets_precise_errors() {
         (json!({ "type": "create_room", "room_type": "group", "name": "a\u{0}b" }), "invalid_frame"),
     ];
     for (frame, expected) in cases {
-        let reply = alice.request(frame.clone()).await;
+        // JSON Schema cannot refuse NUL characters; the rest it refuses as the server does.
+        let nul = frame.to_string().contains("\\u0000");
+        assert!(nul || contract::refuses(&frame), "the schemas take {frame}");
+        let reply = alice.request_invalid(frame.clone()).await;
         assert_eq!(code(&reply), expected, "{frame}");
     }
     let nested = format!("{{\"type\":\"ping\",\"x\":{}{}}}", "[".repeat(500), "]".repeat(500));
@@ -167,6 +171,12 @@ fn attacks(room: &str, message: &str, own_room: &str) -> Vec<Value> {
         json!({ "type": "remove_reaction", "message_id": message, "emoji": "👍" }),
         json!({ "type": "get_thread", "message_id": message }),
         json!({ "type": "get_receipts", "message_id": message }),
+        json!({ "type": "pin_message", "message_id": message }),
+        json!({ "type": "unpin_message", "message_id": message }),
+        json!({ "type": "list_pins", "room_id": room }),
+        json!({ "type": "freeze_room", "room_id": room }),
+        json!({ "type": "unfreeze_room", "room_id": room }),
+        json!({ "type": "set_slow_mode", "room_id": room, "seconds": 60 }),
     ]
 }
 
@@ -226,10 +236,21 @@ async fn a_user_of_another_tenant_reaches_nothing_of_tenant_a() {
     assert_eq!(status, 200);
     assert!(!found.to_string().contains("A's secret"), "{found}");
     let b_admin = shared::auth::mint_with_roles(&b.secret, &b.tenant, "boss", None, 60, &["admin"]);
-    let (status, metrics) = b.get_with("metrics", Some(b_admin)).await;
+    let (status, metrics) = b.get_with("metrics", Some(b_admin.clone())).await;
     attempts += 1;
     assert_eq!(status, 200);
     assert!(!metrics.to_string().contains(&room) && !metrics.to_string().contains("Tenant A"), "{metrics}");
+    // A's webhook endpoint: B's admin neither sees nor removes it, and B's own goes nowhere near A.
+    let a_admin = Some(a.token_with_roles("boss", &["admin"]));
+    let a_hook = json!({ "url": "https://hooks.tenant-a.example/chat" });
+    assert_eq!(a.http(Method::PUT, "webhook", a_admin.clone(), Some(a_hook)).await.0, 200);
+    for method in [Method::GET, Method::DELETE] {
+        let (status, body) = b.http(method, "webhook", Some(b_admin.clone()), None).await;
+        attempts += 1;
+        assert_eq!(status, 404, "{body}");
+    }
+    let (status, _) = a.get_with("webhook", a_admin).await;
+    assert_eq!(status, 200, "A's endpoint is still there");
 
     alice.assert_quiet().await;
     bob.assert_quiet().await;

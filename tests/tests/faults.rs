@@ -152,6 +152,9 @@ async fn app_behind_front() -> (TestApp, ManagementFront) {
     config.management_endpoint = Some(front.endpoint.clone());
     config.gateway_delivery = shared::config::GatewayDelivery::Sdk;
     config.prune_grace = Duration::ZERO;
+    // The gateway's connection sweep checks connections through the front too: it must not take
+    // the failures a test scripts for its posts (it would prune the wrong connection).
+    config.typing_sweep_interval = Duration::from_secs(3600);
     let app = spawn_app_with(config).await;
     front.point_at(app.gateway.management_endpoint());
     (app, front)
@@ -196,11 +199,149 @@ async fn a_connection_answering_gone_is_pruned_and_its_user_goes_offline() {
     let (mut alice, bob, room) = chat(&app).await;
     // Posts go in order: alice's ack first (it comes back as the response instead), then bob's.
     front.answer(Answer::Fail { status: 410, times: 2 });
-    alice.request(send(&room, "to a vanished socket")).await;
+    alice.send(send(&room, "to a vanished socket")).await;
+    // The ack, whose post failed, comes back as the response after the fan-out, which told
+    // alice that bob went offline, as from `$disconnect`.
+    let (told, ack) = (alice.expect("presence").await, alice.expect("message_sent").await);
+    assert_eq!((&told["user_id"], &told["status"]), (&json!("bob"), &json!("offline")), "{told}");
+    assert_eq!(ack["message"]["content"], "to a vanished socket");
     let mut redis = app.redis().await;
     assert!(!redis.exists::<_, bool>(format!("chat:conn:{{{}}}", bob.connection_id)).await.unwrap());
     let presence = alice.request(json!({ "type": "get_presence", "user_ids": ["bob"] })).await;
     assert_eq!(presence["users"][0]["status"], "offline");
     assert!(presence["users"][0]["last_seen"].is_string());
     println!("fault, management API answering 410: the connection pruned, its user offline");
+}
+
+/// A client whose network drops without a close frame (its socket at the gateway open and
+/// silent) is found by the gateway's pings and disconnected: the others see it go offline, with
+/// its last-seen time, within two ping intervals.
+#[tokio::test]
+async fn a_client_gone_silent_goes_offline_for_the_others() {
+    let mut config = test_config().await;
+    config.gateway_ping_interval = Duration::from_millis(300);
+    let app = spawn_app_with(config).await;
+    let proxy = FaultProxy::start(app.gateway.addr).await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect_via(proxy.addr, "bob").await;
+    app.room(&mut alice, &mut [&mut bob], json!({})).await;
+
+    proxy.freeze();
+    let presence = alice.expect("presence").await;
+    assert_eq!(presence["user_id"], "bob", "{presence}");
+    assert_eq!(presence["status"], "offline", "{presence}");
+    assert!(presence["last_seen"].is_string());
+    let asked = alice.request(json!({ "type": "get_presence", "user_ids": ["bob"] })).await;
+    assert_eq!(asked["users"][0]["status"], "offline", "{asked}");
+}
+
+/// Waits until a statement of this test's database waits on a lock.
+async fn until_blocked(app: &TestApp) {
+    let db = &app.db().await;
+    let waiting = || async move {
+        let sql =
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+        db.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) > 0
+    };
+    until("a statement waits on the lock", waiting).await;
+}
+
+/// Waits, polling, until `done` answers true (at most `integration_tests::WAIT`).
+async fn until<F: std::future::Future<Output = bool>>(what: &str, done: impl Fn() -> F) {
+    let deadline = tokio::time::Instant::now() + integration_tests::WAIT;
+    while !done().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Redis failing between a send's commit and its fan-out: the sender has its ack (the message
+/// is stored), the recent-message cache that missed the message does not serve a page without
+/// it, and a retry with the same client_msg_id once Redis is back fans it out, once.
+#[tokio::test]
+async fn redis_failing_after_the_commit_loses_no_delivery_and_no_cached_page() {
+    let mut config = test_config().await;
+    let proxy = FaultProxy::start(address(&config.redis_url).await).await;
+    config.redis_url = proxy.url(&config.redis_url);
+    config.redis_timeout = Duration::from_millis(500);
+    // A frame's reply then means the fan-out of the frame before it is over.
+    config.gateway_frame_concurrency = 1;
+    let app = spawn_app_with(config).await;
+    let (mut alice, mut bob, room) = chat(&app).await;
+    let newest = |page: &Value| page["messages"].as_array().unwrap().last().unwrap()["content"].clone();
+    alice.request(send(&room, "cached")).await;
+    bob.expect("new_message").await;
+    let history = json!({ "type": "get_history", "room_id": room });
+    assert_eq!(newest(&bob.request(history.clone()).await), "cached", "the newest page, now cached");
+
+    // The send waits on the database while Redis goes down, then commits.
+    let mut blocker = app.db().await;
+    let lock = blocker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE chat_messages IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    alice.send(send(&room, "after the commit")).await;
+    until_blocked(&app).await;
+    proxy.down();
+    lock.rollback().await.unwrap();
+    let ack = alice.expect("message_sent").await;
+    assert_eq!(ack["duplicate"], false, "{ack}");
+    alice.request(json!({ "type": "ping" })).await;
+    proxy.up();
+
+    assert_eq!(newest(&bob.request(history.clone()).await), "after the commit", "not the cached page without it");
+    let again = alice.request(send(&room, "after the commit")).await;
+    assert_eq!((&again["duplicate"], &again["message"]["id"]), (&json!(true), &ack["message"]["id"]));
+    assert_eq!(bob.expect("new_message").await["message"]["id"], ack["message"]["id"]);
+    let once_more = alice.request(send(&room, "after the commit")).await;
+    assert_eq!(once_more["duplicate"], true);
+    bob.assert_quiet().await;
+    assert_eq!(stored(&app, "after the commit").await, 1);
+
+    // An edit whose cache invalidation and fan-out fail after its commit: acknowledged all the
+    // same, and the cached page (refilled just above) is not served without it.
+    let lock = blocker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE chat_messages IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    alice.send(json!({ "type": "edit_message", "message_id": ack["message"]["id"], "content": "edited" })).await;
+    until_blocked(&app).await;
+    proxy.down();
+    lock.rollback().await.unwrap();
+    assert_eq!(alice.expect("message_edited").await["message"]["content"], "edited");
+    alice.request(json!({ "type": "ping" })).await;
+    proxy.up();
+    assert_eq!(newest(&bob.request(history).await), "edited");
+    report("Redis failing between a commit and its fan-out", 0, 1, 1, 1);
+}
+
+/// The gateway with as many frames in hand as it takes (one here, held by a send waiting on a
+/// lock): another frame is refused at once with `service_unavailable` and `retry_after_ms`, and
+/// sent again once there is room it is stored and delivered once; the held one completes.
+#[tokio::test]
+async fn an_overloaded_gateway_refuses_at_once_and_loses_nothing() {
+    let mut config = test_config().await;
+    config.gateway_max_in_flight = 1;
+    config.db_timeout = Duration::from_secs(10);
+    let app = spawn_app_with(config).await;
+    let (mut alice, mut bob, room) = chat(&app).await;
+    let gateway = &app.gateway.gateway;
+    // The setup's last fan-out may still hold the one slot.
+    until("no frame in hand", || std::future::ready(gateway.frames_in_flight() == 0)).await;
+
+    let mut blocker = app.db().await;
+    let lock = blocker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE chat_messages IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    alice.send(json!({ "request_id": "held", "type": "send_message", "room_id": room, "content": "held" })).await;
+    until_blocked(&app).await;
+
+    let refused = bob.request(send(&room, "refused first")).await;
+    assert_eq!(refused["code"], "service_unavailable", "{refused}");
+    assert!(refused["retry_after_ms"].as_u64().is_some_and(|ms| ms > 0), "{refused}");
+
+    lock.rollback().await.unwrap();
+    let held = alice.expect("message_sent").await;
+    assert_eq!(held["message"]["content"], "held");
+    assert_eq!(bob.expect("new_message").await["message"]["content"], "held");
+    assert_eq!(stored(&app, "refused first").await, 0);
+    until("no frame in hand", || std::future::ready(gateway.frames_in_flight() == 0)).await;
+    let (ack, _) = send_until_acked(&mut bob, send(&room, "refused first")).await;
+    assert_eq!(alice.expect("new_message").await["message"]["id"], ack["message"]["id"]);
+    assert_eq!((stored(&app, "held").await, stored(&app, "refused first").await), (1, 1));
 }

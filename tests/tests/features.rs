@@ -1,6 +1,6 @@
 //! The product spec's feature set over the WebSocket protocol, with the permission rules.
 
-use integration_tests::{spawn_app, spawn_app_with, test_config, Client, TestApp};
+use integration_tests::{contract, spawn_app, spawn_app_with, test_config, Client, TestApp};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
@@ -231,7 +231,8 @@ async fn attachments_are_validated_and_image_and_file_messages_carry_them() {
     ];
     for attachment in bad {
         let frame = json!({ "type": "send_message", "room_id": room, "content": "f", "message_type": "file", "attachments": [attachment] });
-        assert_eq!(code(&alice.request(frame).await), "validation_error");
+        assert!(contract::refuses(&frame), "the schemas take {frame}");
+        assert_eq!(code(&alice.request_invalid(frame).await), "validation_error");
     }
     let system = json!({ "type": "send_message", "room_id": room, "content": "fake", "message_type": "system" });
     assert_eq!(code(&alice.request(system).await), "permission_denied");
@@ -475,6 +476,9 @@ async fn unread_counts_follow_every_change() {
         (Some(3), Some(false))
     );
     assert_eq!(listed["rooms"][0]["participant_count"], 2);
+    // The counts say how far they reach: the room's newest message when counted.
+    let head = (&listed["rooms"][0]["last_seq"], &listed["rooms"][0]["last_room_seq"]);
+    assert_eq!(head, (&last["message"]["seq"], &last["message"]["room_seq"]));
     // Bob's own messages, edits and system messages (a join) do not count.
     bob.request(json!({ "type": "send_message", "room_id": room, "content": "mine" })).await;
     alice.expect("new_message").await;
@@ -686,4 +690,58 @@ async fn presence_is_not_pushed_through_rooms_over_the_limit() {
     // Bob still learns it by asking.
     let state = bob.request(json!({ "type": "get_presence", "user_ids": ["alice"] })).await;
     assert_eq!(state["users"][0]["status"], "offline");
+}
+
+/// A room bigger than FANOUT_MEMBER_LIST_MAX is fanned out from the tenant's live connections
+/// when they are fewer than its members, else from its member list: either way exactly its
+/// members online get the message, and their delivery positions move.
+#[tokio::test]
+async fn big_rooms_reach_exactly_their_members_online() {
+    let mut config = test_config().await;
+    config.fanout_member_list_max = 1;
+    let app = spawn_app_with(config).await;
+    let (mut alice, mut bob, mut carol, _) = three(&app).await;
+    let mut dave = app.connect("dave").await;
+    // Six members, four live connections in the tenant: from the connections.
+    let offline = json!({ "participants": ["bob", "carol", "erin", "frank", "grace"] });
+    let crowded = app.room(&mut alice, &mut [], offline).await;
+    bob.expect("room_created").await;
+    carol.expect("room_created").await;
+    // Two members, four live connections: from the member list.
+    let pair = app.room(&mut alice, &mut [&mut dave], json!({})).await;
+    for (room, members) in [(&crowded, vec![&mut bob, &mut carol]), (&pair, vec![&mut dave])] {
+        let mut members = members;
+        let message = say(&mut alice, &mut members, room, "hello").await;
+        let receipts = alice.request(json!({ "type": "get_receipts", "message_id": message["id"] })).await;
+        let mut delivered: Vec<&str> =
+            receipts["delivered"].as_array().unwrap().iter().map(|r| r["user_id"].as_str().unwrap()).collect();
+        delivered.sort();
+        let expected: Vec<&str> = members.iter().map(|c| c.user.as_str()).collect();
+        assert_eq!(delivered, expected, "{receipts}");
+    }
+    for client in [&mut bob, &mut carol, &mut dave] {
+        client.assert_quiet().await;
+    }
+}
+
+/// A create_room retried with the same client_room_id (its reply lost) answers with the room the
+/// first attempt created; the members hear of it once.
+#[tokio::test]
+async fn a_retried_create_room_answers_with_the_room_it_created() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let frame = json!({ "type": "create_room", "name": "Once", "room_type": "group", "participants": ["bob"],
+                        "client_room_id": "create-1" });
+    let first = alice.request(frame.clone()).await;
+    assert_eq!(first["type"], "room_created", "{first}");
+    bob.expect("room_created").await;
+    let again = alice.request(frame).await;
+    assert_eq!(again["room"]["id"], first["room"]["id"], "{again}");
+    let other = alice
+        .request(json!({ "type": "create_room", "name": "Twice", "room_type": "group", "client_room_id": "create-2" }))
+        .await;
+    assert_ne!(other["room"]["id"], first["room"]["id"]);
+    bob.assert_quiet().await;
+    assert_eq!(app.scalar("SELECT count(*) FROM chat_rooms").await, 2);
 }

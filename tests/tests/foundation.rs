@@ -207,7 +207,7 @@ async fn malformed_frames_get_error_frames_and_lose_nothing() {
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     // An error reply carries the request_id when the frame had one.
-    let error = alice.request(json!({ "type": "self_destruct" })).await;
+    let error = alice.request_invalid(json!({ "type": "self_destruct" })).await;
     assert_eq!(error["code"], "unknown_type");
 
     bob.assert_quiet().await;
@@ -236,12 +236,14 @@ async fn history_pages_by_cursor_at_most_100_at_a_time() {
     let cursor = newest["next_cursor"].clone();
     assert!(cursor.is_string());
 
-    let older = alice.request(json!({ "type": "get_history", "room_id": room, "before": cursor, "limit": 500 })).await;
+    // Past the contract's 100, the server clamps.
+    let older =
+        alice.request_invalid(json!({ "type": "get_history", "room_id": room, "before": cursor, "limit": 500 })).await;
     assert_eq!(contents(&older), (0..80).map(|i| format!("m{i}")).collect::<Vec<_>>());
     assert_eq!(older["has_more"], false);
     assert!(older["next_cursor"].is_null());
 
-    let capped = alice.request(json!({ "type": "get_history", "room_id": room, "limit": 1000 })).await;
+    let capped = alice.request_invalid(json!({ "type": "get_history", "room_id": room, "limit": 1000 })).await;
     assert_eq!(capped["messages"].as_array().unwrap().len(), 100);
 
     // Forward from a known message: the catch-up a reconnecting client does.
@@ -344,7 +346,10 @@ async fn presence_goes_online_and_offline_and_a_dropped_connection_is_removed() 
 
 #[tokio::test]
 async fn a_connection_that_answers_gone_is_pruned_during_fan_out() {
-    let app = spawn_app().await;
+    // Fanned out from the member list, which reads the users' sets the ghosts are in.
+    let mut config = test_config().await;
+    config.fanout_member_list_max = 500;
+    let app = spawn_app_with(config).await;
     let mut alice = app.connect("alice").await;
     let mut bob = app.connect("bob").await;
     let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
@@ -375,8 +380,12 @@ async fn a_connection_that_answers_gone_is_pruned_during_fan_out() {
 
     alice.request(json!({ "type": "send_message", "room_id": room, "content": "anyone?" })).await;
     bob.expect("new_message").await;
-    // The ack comes before the fan-out; the gateway handles alice's next frame after it.
-    alice.assert_quiet().await;
+    // Carol's last "connection" pruned: the room hears she went offline, as from `$disconnect`.
+    for member in [&mut alice, &mut bob] {
+        let presence = member.expect("presence").await;
+        assert_eq!((&presence["user_id"], &presence["status"]), (&json!("carol"), &json!("offline")), "{presence}");
+        member.assert_quiet().await;
+    }
     let members: Vec<String> = redis.smembers(&user_key).await.unwrap();
     assert_eq!(members, vec![bob.connection_id.clone()]);
     assert!(!redis.exists::<_, bool>(&conn_key).await.unwrap());
@@ -419,7 +428,8 @@ async fn the_management_api_answers_like_api_gateway() {
         .send()
         .await
         .unwrap();
-    alice.expect("custom").await;
+    // Not a frame of the protocol: the management API posts whatever it is given.
+    assert_eq!(alice.recv_unchecked().await, json!({ "type": "custom" }));
     let gone = client.get_connection().connection_id("NoSuchConnect0=").send().await.unwrap_err();
     assert!(gone.as_service_error().is_some_and(|e| e.is_gone_exception()), "{gone:?}");
 
@@ -531,9 +541,135 @@ async fn an_activation_after_its_disconnect_leaves_no_ghost() {
         display_name: "Dora".into(),
         roles: Vec::new(),
     };
-    presence.register(&caller, chrono::Utc::now() + chrono::Duration::hours(1)).await.unwrap();
+    presence.register(&caller, chrono::Utc::now() + chrono::Duration::hours(1), None).await.unwrap();
     assert!(presence.unregister(&caller.connection_id).await.unwrap().is_some(), "the disconnect");
     assert!(!presence.activate(&caller).await.unwrap(), "not online");
     assert_eq!(presence.online(&app.tenant, &["dora".to_string()]).await.unwrap(), [false]);
-    assert!(!presence.tenant_connections(&app.tenant).await.unwrap().contains(&caller.connection_id));
+    assert_eq!(presence.tenant_connection_count(&app.tenant).await.unwrap(), 0, "left the tenant's set");
+}
+
+/// As on API Gateway, a connection's frames are handled side by side: a frame waiting on the
+/// database does not hold up the next one, and each reply carries its frame's `request_id`.
+#[tokio::test]
+async fn a_connections_frames_are_handled_side_by_side() {
+    let mut config = test_config().await;
+    config.gateway_frame_concurrency = 8;
+    let app = spawn_app_with(config).await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+
+    // Another session holds the messages table: the send waits for it.
+    let mut blocker = app.db().await;
+    let lock = blocker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE chat_messages IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    alice.send(json!({ "type": "send_message", "room_id": room, "content": "held", "request_id": "held" })).await;
+    let pong = alice.request(json!({ "type": "ping" })).await;
+    assert_eq!(pong["type"], "pong", "the ping overtook the send waiting on the database");
+    lock.rollback().await.unwrap();
+    let ack = alice.expect("message_sent").await;
+    assert_eq!(ack["request_id"], "held");
+    assert_eq!(bob.expect("new_message").await["message"]["content"], "held");
+}
+
+/// The scheduled sweep (the local gateway runs it with the typing sweep) finds connections that
+/// ended unnoticed: one whose `$disconnect` was lost (its registration left behind, the socket
+/// gone) and one whose disconnect was cut short (its id left in the sets without its
+/// registration). Both are pruned and their users go offline for the others.
+#[tokio::test]
+async fn the_sweep_prunes_connections_that_ended_unnoticed() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    app.room(&mut alice, &mut [], json!({ "participants": ["carol", "dave"] })).await;
+    let presence = shared::presence::Presence::new(app.redis().await);
+    let mut redis = app.redis().await;
+    let endpoint = app.gateway.management_endpoint();
+    for (user, id) in [("carol", "LostDisconnect="), ("dave", "CutShort=")] {
+        let caller = shared::model::Caller {
+            connection_id: format!("{id}{}", uuid::Uuid::new_v4().simple()),
+            tenant_id: app.tenant.clone(),
+            user_id: user.into(),
+            display_name: user.into(),
+            roles: Vec::new(),
+        };
+        let conn = format!("chat:conn:{{{}}}", caller.connection_id);
+        presence.register(&caller, chrono::Utc::now() + chrono::Duration::hours(1), Some(&endpoint)).await.unwrap();
+        assert!(presence.activate(&caller).await.unwrap(), "{user} online");
+        if user == "carol" {
+            // Old enough not to be a connection still being accepted.
+            let long_ago = (chrono::Utc::now() - chrono::Duration::minutes(5)).timestamp_millis();
+            let _: () = redis.hset(&conn, "connected_at", long_ago).await.unwrap();
+        } else {
+            let _: () = redis.del(&conn).await.unwrap();
+        }
+    }
+    let mut offline = Vec::new();
+    while offline.len() < 2 {
+        let frame = alice.expect("presence").await;
+        assert_eq!(frame["status"], "offline", "{frame}");
+        assert!(frame["last_seen"].is_string());
+        offline.push(frame["user_id"].as_str().unwrap().to_string());
+    }
+    offline.sort();
+    assert_eq!(offline, ["carol", "dave"]);
+    assert_eq!(presence.online(&app.tenant, &["carol".into(), "dave".into()]).await.unwrap(), [false, false]);
+}
+
+/// The local gateway's `/metrics`: Prometheus' text format, whose counters move with the traffic.
+#[tokio::test]
+async fn metrics_are_served_in_the_prometheus_format_and_count_messages() {
+    let app = spawn_app().await;
+    let scrape = || async {
+        let url = format!("http://{}/metrics", app.gateway.addr);
+        let response = tokio::time::timeout(integration_tests::WAIT, reqwest::get(url)).await.unwrap().unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        let text = response.text().await.unwrap();
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).expect("Prometheus text format")
+    };
+    // Counters are the process's, which other tests share: they only grow.
+    let value = |scrape: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>| {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name && label.is_none_or(|(k, v)| s.labels.get(k) == Some(v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Untyped(v) => v,
+                prometheus_parse::Value::Histogram(ref buckets) => buckets.last().map_or(0.0, |b| b.count),
+                _ => 0.0,
+            })
+            .sum::<f64>()
+    };
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    let before = scrape().await;
+    for i in 0..3 {
+        alice.request(json!({ "type": "send_message", "room_id": room, "content": format!("counted {i}") })).await;
+        bob.expect("new_message").await;
+    }
+    let counted = [
+        ("chat_messages_stored_total", None),
+        ("chat_frames_total", Some(("type", "send_message"))),
+        ("chat_posts_delivered_total", None),
+        ("chat_ack_latency_milliseconds", None),
+        ("chat_fanout_duration_milliseconds", None),
+    ];
+    // A fan-out's duration is recorded once it has ended, which can be just after bob has the
+    // message: scraped again until every figure moved, or the wait runs out.
+    let deadline = tokio::time::Instant::now() + integration_tests::WAIT;
+    loop {
+        let after = scrape().await;
+        let unmoved: Vec<String> = counted
+            .iter()
+            .map(|&(name, label)| (name, value(&after, name, label) - value(&before, name, label)))
+            .filter(|(_, moved)| *moved < 3.0)
+            .map(|(name, moved)| format!("{name} moved by {moved}"))
+            .collect();
+        if unmoved.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{unmoved:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -43,6 +43,12 @@ fn templates(room: &Value, message: &Value) -> Vec<Value> {
         json!({ "type": "list_rooms", "room_type": "group" }),
         json!({ "type": "get_presence", "user_ids": ["bob"] }),
         json!({ "type": "announce", "content": "news" }),
+        json!({ "type": "pin_message", "message_id": m }),
+        json!({ "type": "unpin_message", "message_id": m }),
+        json!({ "type": "list_pins", "room_id": r }),
+        json!({ "type": "freeze_room", "room_id": r }),
+        json!({ "type": "unfreeze_room", "room_id": r }),
+        json!({ "type": "set_slow_mode", "room_id": r, "seconds": 5 }),
         json!({ "type": "refresh_token", "token": "not.a.token" }),
     ]
 }
@@ -128,7 +134,7 @@ async fn generated_frames_always_get_an_answer_and_never_break_the_connection() 
         let shown = match input {
             Input::Json(mut frame) => {
                 frame["request_id"] = json!(id);
-                alice.send(frame.clone()).await;
+                alice.send_invalid(frame.clone()).await;
                 frame.to_string()
             }
             Input::Bytes(bytes) => {

@@ -28,6 +28,20 @@ async fn health_is_degraded_with_503_when_postgres_does_not_answer() {
 }
 
 #[tokio::test]
+async fn session_tells_a_refused_token_from_a_good_one() {
+    let app = spawn_app().await;
+    let (status, body) = app.get("session", Some("alice")).await;
+    assert_eq!(
+        (status, body["user_id"].as_str(), body["tenant_id"].as_str()),
+        (200, Some("alice"), Some(app.tenant.as_str()))
+    );
+    assert_eq!(app.get("session", None).await.0, 401);
+    assert_eq!(app.get_with("session", Some("forged".into())).await.0, 401);
+    let expired = shared::auth::mint(&app.secret, &app.tenant, "alice", None, -60);
+    assert_eq!(app.get_with("session", Some(expired)).await.0, 401);
+}
+
+#[tokio::test]
 async fn history_over_http_pages_like_the_websocket_and_checks_membership() {
     let app = spawn_app().await;
     let mut alice = app.connect("alice").await;

@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use integration_tests::lambda::LocalLambda;
+use integration_tests::lambda::{check_emf, LocalLambda, TRACE_ID};
+use integration_tests::webhook::Receiver;
 use integration_tests::{archive_bucket, redis_ca_file, spawn_app_with, test_config, TestApp};
 use redis::AsyncCommands;
 use serde_json::{json, Value};
@@ -154,6 +155,166 @@ async fn message_route_stores_replies_and_fans_out_through_the_management_api() 
     let error: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(error["code"], "invalid_json");
     alice.assert_quiet().await;
+}
+
+/// One EMF line per invocation, valid as CloudWatch reads it, with the invocation's trace id.
+#[tokio::test]
+async fn every_invocation_prints_its_metrics_as_one_emf_line() {
+    let app = app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    let mut lambda = LocalLambda::new("message-route").await;
+    let send = |content: &str| {
+        let mut frame = event("message.json", &alice.connection_id);
+        frame["body"] = json!(json!({ "type": "send_message", "room_id": room, "content": content }).to_string());
+        frame
+    };
+    let (first, second) = (send("first"), send("second"));
+    lambda.cold_start(&env(&app), first).await.0.unwrap();
+    lambda.invoke(second).await.unwrap();
+    let mut ping = event("message.json", &alice.connection_id);
+    ping["body"] = json!(json!({ "type": "ping" }).to_string());
+    lambda.invoke(ping).await.unwrap();
+
+    let lines = lambda.emf_lines(3).await;
+    assert_eq!(lines.len(), 3, "one line per invocation: {lines:?}");
+    for line in &lines {
+        check_emf(line);
+        assert_eq!(line["Function"], "message-route");
+        assert_eq!(line["TraceId"], TRACE_ID);
+        assert!(line.get("Tenant").is_none(), "no tenant dimension unless asked for: {line}");
+    }
+    let [cold, warm, ping] = &lines[..] else { unreachable!() };
+    assert_eq!((&cold["ColdStart"], &warm["ColdStart"]), (&json!(1), &json!(0)));
+    for sent in [cold, warm] {
+        assert_eq!(sent["Frames.send_message"], 1, "{sent}");
+        assert_eq!(sent["MessagesStored"], 1, "{sent}");
+        assert_eq!(sent["PostsDelivered"], 1, "bob's copy: {sent}");
+        assert_eq!(sent["AckLatency"].as_array().map(Vec::len), Some(1), "{sent}");
+        assert_eq!(sent["FanoutDuration"].as_array().map(Vec::len), Some(1), "{sent}");
+    }
+    assert_eq!(ping["Frames.ping"], 1, "{ping}");
+    assert!(ping.get("MessagesStored").is_none(), "a count of nothing is left out: {ping}");
+    assert!(ping.get("Frames.send_message").is_none(), "{ping}");
+}
+
+/// With tracing active, each Postgres statement, Redis command and the fan-out reach the X-Ray
+/// daemon as sub-segments of the invocation's trace, hung under the function's own segment.
+#[tokio::test]
+async fn postgres_redis_and_the_fan_out_are_sub_segments_of_the_invocations_trace() {
+    let app = app().await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    let daemon = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut env = env(&app);
+    env.push(("AWS_XRAY_DAEMON_ADDRESS", format!("tcp:127.0.0.1:2000 udp:{}", daemon.local_addr().unwrap())));
+    let mut lambda = LocalLambda::new("message-route").await;
+    let mut frame = event("message.json", &alice.connection_id);
+    frame["body"] = json!(json!({ "type": "send_message", "room_id": room, "content": "traced" }).to_string());
+    lambda.cold_start(&env, frame).await.0.unwrap();
+    bob.expect("new_message").await;
+
+    // Each is sent as its span closes, before the invocation answers: all are in once the fan-out's is.
+    let mut documents: Vec<Value> = Vec::new();
+    let mut buffer = vec![0; 65_536];
+    loop {
+        let len = if documents.iter().any(|d| d["name"] == "fanout") {
+            match daemon.try_recv(&mut buffer) {
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                received => received.unwrap(),
+            }
+        } else {
+            tokio::time::timeout(integration_tests::WAIT, daemon.recv(&mut buffer)).await.unwrap().unwrap()
+        };
+        let datagram = std::str::from_utf8(&buffer[..len]).unwrap();
+        let (header, document) = datagram.split_once('\n').expect("a header line, then the document");
+        assert_eq!(header, r#"{"format": "json", "version": 1}"#);
+        documents.push(serde_json::from_str(document).unwrap());
+    }
+    let (root, function_segment) = ("1-5759e988-bd862e3fe1be46a994272793", "53995c3f42cd8ad8");
+    let ids: Vec<&str> = documents.iter().map(|d| d["id"].as_str().unwrap()).collect();
+    for document in &documents {
+        assert_eq!((&document["type"], &document["trace_id"]), (&json!("subsegment"), &json!(root)), "{document}");
+        assert!(
+            ids.iter().filter(|id| **id == document["id"]).count() == 1 && document["id"].as_str().unwrap().len() == 16
+        );
+        let parent = document["parent_id"].as_str().unwrap();
+        assert!(parent == function_segment || ids.contains(&parent), "{document}");
+        assert!(document["start_time"].as_f64().unwrap() <= document["end_time"].as_f64().unwrap(), "{document}");
+        assert!(!document.to_string().contains("traced"), "values stay out of the trace: {document}");
+    }
+    let named = |name: &'static str| documents.iter().filter(move |d| d["name"] == name);
+    let queries: Vec<&str> = named("postgres").map(|d| d["sql"]["sanitized_query"].as_str().unwrap()).collect();
+    assert!(queries.iter().any(|q| q.contains("INSERT INTO chat_messages")), "{queries:?}");
+    let fanout = named("fanout").next().unwrap();
+    assert_eq!(fanout["parent_id"], function_segment);
+    assert!(named("redis").all(|d| d["metadata"]["default"]["command"].as_str().is_some_and(|c| !c.is_empty())));
+    assert!(named("redis").any(|d| d["parent_id"] == fanout["id"]), "the fan-out's connection lookup is its child");
+    println!(
+        "x-ray: one send_message, {} sub-segments: postgres {}, redis {}, fanout 1",
+        documents.len(),
+        queries.len(),
+        named("redis").count()
+    );
+}
+
+/// The AWS path of the webhooks: message-route puts the event on the SQS queue (a local
+/// SQS-compatible server), and the webhook function, fed the queue's messages as Lambda's SQS
+/// event source feeds it, posts them; a failed post goes back on the queue with its delay.
+#[tokio::test]
+async fn webhook_events_go_through_the_queue_to_the_webhook_function() {
+    let app = app().await;
+    let mut receiver = Receiver::start().await;
+    receiver.subscribe(&app, json!({ "events": ["message.new"] })).await;
+    let mut alice = app.connect("alice").await;
+    let room = app.room(&mut alice, &mut [], json!({})).await;
+    let endpoint = std::env::var("S3_ENDPOINT").expect("S3_ENDPOINT: the local AWS services (moto)");
+    let sqs = shared::webhooks::sqs_client(&shared::aws::sdk_config_for("us-east-1", false).await, Some(&endpoint));
+    let queue = format!("webhooks-{}", uuid::Uuid::new_v4().simple());
+    let queue = sqs.create_queue().queue_name(queue).send().await.unwrap().queue_url.unwrap();
+    let mut env = env(&app);
+    env.extend([("WEBHOOK_QUEUE_URL", queue.clone()), ("SQS_ENDPOINT", endpoint.clone())]);
+    env.push(("WEBHOOK_RETRY_BASE_MS", "1000".into()));
+
+    let mut route = LocalLambda::new("message-route").await;
+    let mut frame = event("message.json", &alice.connection_id);
+    frame["body"] = json!(json!({ "type": "send_message", "room_id": room, "content": "queued" }).to_string());
+    route.cold_start(&env, frame).await.0.unwrap();
+    let ack = alice.expect("message_sent").await;
+
+    // What Lambda's SQS event source hands the function: the queue's messages as records.
+    let batch = || async {
+        let received = sqs.receive_message().queue_url(&queue).wait_time_seconds(5).send().await.unwrap();
+        let records: Vec<Value> = received
+            .messages()
+            .iter()
+            .map(|m| {
+                json!({ "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                        "eventSource": "aws:sqs", "awsRegion": "us-east-1", "attributes": {}, "messageAttributes": {} })
+            })
+            .collect();
+        assert_eq!(records.len(), 1, "one event on the queue: {records:?}");
+        json!({ "Records": records })
+    };
+    receiver.fail_next(1);
+    let mut webhook = LocalLambda::new("webhook").await;
+    let (outcome, cold) = webhook.cold_start(&env, batch().await).await;
+    report("webhook", cold);
+    assert_eq!(outcome.unwrap()["batchItemFailures"], json!([]), "the retry is a new message on the queue");
+    let failed = receiver.next().await;
+    assert_eq!((failed.status, failed.delivery.as_str()), (500, ack["message"]["id"].as_str().unwrap()));
+
+    assert_eq!(webhook.invoke(batch().await).await.unwrap()["batchItemFailures"], json!([]));
+    let delivered = receiver.next().await;
+    assert_eq!((delivered.status, &delivered.delivery), (200, &failed.delivery));
+    assert_eq!(delivered.body["data"]["message"]["content"], "queued");
+
+    // A record that is not an event is reported failed: SQS's redrive takes it to the dead letters.
+    let poison = json!({ "Records": [{ "messageId": "m-1", "body": "{nope", "eventSource": "aws:sqs" }] });
+    let outcome = webhook.invoke(poison).await.unwrap();
+    assert_eq!(outcome["batchItemFailures"], json!([{ "itemIdentifier": "m-1" }]));
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 // Test helpers: the real local gateway binary on a free port (restartable on the same port),
-// development tokens, and a TCP proxy that can drop connections like a network failure, or
-// single frames.
+// tokens (development ones, or minted here with any lifetime), and a TCP proxy that fails like
+// a network: it goes down and comes back, drops or delays frames either way, cuts on a frame.
 import { spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,9 +14,9 @@ export const screenshots = target;
 
 export const WAIT_MS = 10_000;
 
-/** Resolves when `check()` is truthy, polling events already on their way; fails after WAIT_MS. */
-export async function until(check, what) {
-  const deadline = Date.now() + WAIT_MS;
+/** Resolves when `check()` is truthy, polling events already on their way; fails after `wait`. */
+export async function until(check, what, { wait = WAIT_MS } = {}) {
+  const deadline = Date.now() + wait;
   for (;;) {
     const value = await check();
     if (value) return value;
@@ -96,6 +96,14 @@ export class Gateway {
     return `ws://127.0.0.1:${this.port}/api/v1/ws/chat`;
   }
 
+  /** A token signed here with the gateway's secret, living `ttlSeconds`. */
+  mint(user, tenant, ttlSeconds, name = user) {
+    const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+    const now = Math.floor(Date.now() / 1000);
+    const body = `${part({ alg: "HS256", typ: "JWT" })}.${part({ sub: user, tenant_id: tenant, name, iat: now, exp: now + ttlSeconds })}`;
+    return `${body}.${createHmac("sha256", this.env.JWT_SECRET_KEY).update(body).digest("base64url")}`;
+  }
+
   async token(user, tenant, name = user) {
     const response = await fetch(`${this.http}/api/v1/dev/token`, {
       method: "POST",
@@ -121,7 +129,7 @@ export class Gateway {
 }
 
 /** The length and, for a whole unfragmented text frame, the text of the WebSocket frame at the
- * start of `bytes`; null until it is complete. */
+ * start of `bytes` (unmasked, for frames from the client); null until it is complete. */
 function frameAt(bytes) {
   if (bytes.length < 2) return null;
   let length = bytes[1] & 0x7f;
@@ -135,26 +143,88 @@ function frameAt(bytes) {
     length = Number(bytes.readBigUInt64BE(2));
     offset = 10;
   }
-  if (bytes[1] & 0x80) offset += 4;
+  const masked = (bytes[1] & 0x80) !== 0;
+  const mask = masked ? bytes.subarray(offset, offset + 4) : null;
+  if (masked) offset += 4;
   if (bytes.length < offset + length) return null;
-  return { size: offset + length, text: bytes[0] === 0x81 ? bytes.toString("utf8", offset, offset + length) : null };
+  let text = null;
+  if (bytes[0] === 0x81) {
+    const payload = Buffer.from(bytes.subarray(offset, offset + length));
+    if (mask) for (let i = 0; i < payload.length; i++) payload[i] ^= mask[i % 4];
+    text = payload.toString("utf8");
+  }
+  return { size: offset + length, text };
 }
 
-/** A TCP proxy to `port` that can go down (dropping every connection) and come back, and drop
- * chosen frames from the server (a post that never arrived). While it is down, connection
- * attempts hang until it is back, as they do in a network outage (refused at once, they would
- * count as refusals and make the client give up when the outage outlasts three of them). */
+/** One direction of a proxied connection: the HTTP head passed on, then whole frames, each
+ * dropped, held back or delayed as the proxy says, in order. */
+class Pipe {
+  constructor(proxy, from, to, direction) {
+    Object.assign(this, { proxy, from, to, direction });
+    this.pending = Buffer.alloc(0);
+    this.upgraded = false;
+    this.chain = Promise.resolve();
+    from.on("data", (chunk) => this.data(chunk));
+    from.on("end", () => (this.chain = this.chain.then(() => to.end())));
+  }
+
+  data(chunk) {
+    this.pending = Buffer.concat([this.pending, chunk]);
+    if (!this.upgraded) {
+      const end = this.pending.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const head = this.pending.subarray(0, end + 4);
+      this.upgraded = true;
+      this.raw = !/^(GET [^\r]*\r\n[\s\S]*upgrade: websocket|HTTP\/1\.1 101)/i.test(head.toString("latin1"));
+      this.forward(head, null);
+      this.pending = this.pending.subarray(end + 4);
+    }
+    if (this.raw) {
+      this.forward(this.pending, null);
+      this.pending = Buffer.alloc(0);
+      return;
+    }
+    for (let frame = frameAt(this.pending); frame; frame = frameAt(this.pending)) {
+      this.forward(Buffer.from(this.pending.subarray(0, frame.size)), frame.text);
+      this.pending = this.pending.subarray(frame.size);
+    }
+  }
+
+  /** Passes `bytes` on after this direction's delay (order kept), unless a rule drops it or
+   * cuts the connection at it. */
+  forward(bytes, text) {
+    if (this.upgraded && !this.raw && this.proxy.silent) return;
+    const frame = text === null ? null : JSON.parse(text);
+    if (frame && this.proxy.cutsAt(this.direction, frame)) return;
+    if (frame && this.proxy.drops(this.direction, frame)) return;
+    const delay = this.proxy.delayOf(this.direction, frame);
+    this.chain = this.chain.then(async () => {
+      if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      if (!this.to.destroyed) this.to.write(bytes);
+    });
+  }
+}
+
+/** A TCP proxy to `port` that can go down (dropping every connection) and come back, drop or
+ * delay frames in either direction (`up`: client to server, `down`: server to client), and cut
+ * every connection when a chosen frame passes. Plain HTTP passes through. While it is down,
+ * WebSocket attempts hang until it is back, as in a network outage. */
 export class Proxy {
   constructor(port) {
     this.port = port;
     this.sockets = new Set();
     this.down = false;
     this.waiting = [];
-    this.drops = [];
+    this.rules = [];
+    this.delays = { up: () => 0, down: () => 0 };
     this.server = net.createServer((client) => {
       this.track(client);
-      if (this.down) this.waiting.push(client);
-      else this.connect(client);
+      client.once("data", (first) => {
+        client.pause();
+        client.unshift(first);
+        if (this.down && /upgrade: websocket/i.test(first.toString("latin1"))) this.waiting.push(client);
+        else this.connect(client);
+      });
     });
   }
 
@@ -167,48 +237,67 @@ export class Proxy {
   connect(client) {
     const upstream = net.connect(this.port, "127.0.0.1");
     this.track(upstream);
-    client.pipe(upstream);
-    this.relay(upstream, client);
+    upstream.on("close", () => client.destroy());
+    client.on("close", () => upstream.destroy());
+    new Pipe(this, client, upstream, "up");
+    new Pipe(this, upstream, client, "down");
+    client.resume();
   }
 
-  /** Drops the next frame from the server for which `match(frame)` (parsed JSON) is true;
-   * resolves with that frame once dropped. */
-  dropNext(match) {
-    return new Promise((resolve) => this.drops.push({ match, resolve }));
+  /** Drops the next frame going `direction` for which `match(frame)` is true; resolves with it. */
+  dropNext(match, direction = "down") {
+    return new Promise((resolve) => this.rules.push({ kind: "drop", direction, match, resolve }));
   }
 
-  /** Server to client: the HTTP upgrade response, then frames passed on whole unless dropped. */
-  relay(upstream, client) {
-    let pending = Buffer.alloc(0);
-    let upgraded = false;
-    upstream.on("data", (chunk) => {
-      pending = Buffer.concat([pending, chunk]);
-      if (!upgraded) {
-        const end = pending.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        upgraded = true;
-        client.write(pending.subarray(0, end + 4));
-        pending = pending.subarray(end + 4);
-      }
-      for (let frame = frameAt(pending); frame; frame = frameAt(pending)) {
-        if (!this.dropped(frame.text)) client.write(pending.subarray(0, frame.size));
-        pending = pending.subarray(frame.size);
-      }
-    });
-    upstream.on("end", () => client.end());
+  /** Cuts every connection (the proxy going down) when a frame going `direction` matches,
+   * before it passes; resolves with it. */
+  cutAt(match, direction = "down") {
+    return new Promise((resolve) => this.rules.push({ kind: "cut", direction, match, resolve }));
   }
 
-  dropped(text) {
-    if (text === null || this.drops.length === 0) return false;
-    const frame = JSON.parse(text);
-    const index = this.drops.findIndex(({ match }) => match(frame));
+  /** Delays every frame going `direction` by `ms(frame)` milliseconds (order kept). */
+  delay(direction, ms) {
+    this.delays[direction] = typeof ms === "function" ? ms : () => ms;
+  }
+
+  delayOf(direction, frame) {
+    return this.delays[direction](frame ?? {});
+  }
+
+  take(kind, direction, frame) {
+    const index = this.rules.findIndex((r) => r.kind === kind && r.direction === direction && r.match(frame));
     if (index < 0) return false;
-    this.drops.splice(index, 1)[0].resolve(frame);
+    this.rules.splice(index, 1)[0].resolve(frame);
+    return true;
+  }
+
+  drops(direction, frame) {
+    return this.take("drop", direction, frame);
+  }
+
+  cutsAt(direction, frame) {
+    if (!this.take("cut", direction, frame)) return false;
+    this.cut();
     return true;
   }
 
   listen() {
     return new Promise((resolve) => this.server.listen(0, "127.0.0.1", () => resolve(this.server.address().port)));
+  }
+
+  get ws() {
+    return `ws://127.0.0.1:${this.server.address().port}/api/v1/ws/chat`;
+  }
+
+  get http() {
+    return `http://127.0.0.1:${this.server.address().port}`;
+  }
+
+  /** Passes nothing on either way, without closing: a link that died without a word (new
+   * attempts hang). `restore()` ends it. */
+  stall() {
+    this.silent = true;
+    this.down = true;
   }
 
   cut() {
@@ -218,6 +307,7 @@ export class Proxy {
 
   restore() {
     this.down = false;
+    this.silent = false;
     for (const client of this.waiting.splice(0)) if (!client.destroyed) this.connect(client);
   }
 

@@ -8,11 +8,14 @@ use shared::ChatService;
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let service = &ChatService::from_env().await?;
-    run(service_fn(move |_: LambdaEvent<serde_json::Value>| async move {
-        let report = service.archive_old_messages().await?;
-        Ok::<_, Error>(
-            serde_json::json!({ "rooms": report.rooms, "months": report.months, "messages": report.messages }),
-        )
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let trace_id = event.context.xray_trace_id.clone();
+        shared::telemetry::invocation(&service.config, "archive", trace_id, async move {
+            let report = service.archive_old_messages().await?;
+            Ok::<_, Error>(
+                serde_json::json!({ "rooms": report.rooms, "months": report.months, "messages": report.messages }),
+            )
+        })
     }))
     .await
 }

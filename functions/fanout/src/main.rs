@@ -16,9 +16,12 @@ struct Event {
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let service = &ChatService::from_env().await?;
-    run(service_fn(move |event: LambdaEvent<Event>| async move {
-        handlers::fanout(service, event.payload.fanout).await?;
-        Ok::<(), Error>(())
+    run(service_fn(move |event: LambdaEvent<Event>| {
+        let trace_id = event.context.xray_trace_id.clone();
+        shared::telemetry::invocation(&service.config, "fanout", trace_id, async move {
+            handlers::fanout(service, event.payload.fanout).await?;
+            Ok::<(), Error>(())
+        })
     }))
     .await
 }

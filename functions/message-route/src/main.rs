@@ -8,8 +8,11 @@ use shared::{handlers, ChatService};
 async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let service = &ChatService::from_env().await?;
-    run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-        Ok::<ApiGatewayProxyResponse, Error>(handlers::message(service, event.payload).await)
+    run(service_fn(move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+        let trace_id = event.context.xray_trace_id.clone();
+        shared::telemetry::invocation(&service.config, "message-route", trace_id, async move {
+            Ok::<ApiGatewayProxyResponse, Error>(handlers::message(service, event.payload).await)
+        })
     }))
     .await
 }

@@ -1,5 +1,7 @@
-//! Moving old messages to the archive, and reading them back into history pages.
+//! Moving old messages to the archive, and reading them back: history pages, and single
+//! messages and thread replies by id.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
@@ -9,10 +11,8 @@ use uuid::Uuid;
 use super::{ChatError, ChatService, Result};
 use crate::archive::{object_key, Archive, ArchiveError};
 use crate::cache::Page;
-use crate::model::{Message, Reaction};
-use crate::store::{ArchivedMonth, StoreError};
-
-const PAGE: i64 = 500;
+use crate::model::{Edit, Message, Reaction};
+use crate::store::{ArchivedMonth, ArchivedPlace, MonthWritten, StoreError};
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct ArchiveReport {
@@ -27,17 +27,32 @@ impl From<ArchiveError> for ChatError {
     }
 }
 
-fn seq_and_month(record: &str) -> Result<(i64, NaiveDate)> {
-    let value: Value = serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let created: DateTime<Utc> = serde_json::from_value(value["created_at"].clone())
-        .map_err(|e| StoreError::Corrupt(format!("archive record created_at: {e}")))?;
-    let month = NaiveDate::from_ymd_opt(created.year(), created.month(), 1).expect("the first of a month");
-    Ok((value["seq"].as_i64().unwrap_or_default(), month))
+fn corrupt(what: impl std::fmt::Display) -> ChatError {
+    ChatError::Store(StoreError::Corrupt(format!("archive record: {what}")))
+}
+
+/// The month (UTC) a record's message was created in: the object it goes to.
+fn month_of(record: &str) -> Result<NaiveDate> {
+    #[derive(serde::Deserialize)]
+    struct Created {
+        created_at: DateTime<Utc>,
+    }
+    let created = serde_json::from_str::<Created>(record).map_err(corrupt)?.created_at;
+    Ok(NaiveDate::from_ymd_opt(created.year(), created.month(), 1).expect("the first of a month"))
+}
+
+/// A record's seq, reading nothing else into memory.
+fn seq_of(record: &str) -> Result<i64> {
+    #[derive(serde::Deserialize)]
+    struct Seq {
+        seq: i64,
+    }
+    Ok(serde_json::from_str::<Seq>(record).map_err(corrupt)?.seq)
 }
 
 /// A history message from an archive record (reactions regrouped per emoji).
 fn message_from_record(record: &str) -> Result<Message> {
-    let mut value: Value = serde_json::from_str(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut value: Value = serde_json::from_str(record).map_err(corrupt)?;
     let mut reactions: Vec<Reaction> = Vec::new();
     for r in value["reactions"].as_array().cloned().unwrap_or_default() {
         let (emoji, user) = (r["emoji"].as_str().unwrap_or_default(), r["user_id"].as_str().unwrap_or_default());
@@ -50,7 +65,13 @@ fn message_from_record(record: &str) -> Result<Message> {
         }
     }
     value["reactions"] = serde_json::to_value(reactions).expect("reactions serialize");
-    Ok(serde_json::from_value(value).map_err(|e| StoreError::Corrupt(format!("archive record: {e}")))?)
+    serde_json::from_value(value).map_err(corrupt)
+}
+
+/// The earlier versions an archive record keeps.
+fn versions_from_record(record: &str) -> Result<Vec<Edit>> {
+    let mut value: Value = serde_json::from_str(record).map_err(corrupt)?;
+    serde_json::from_value(value["edits"].take()).map_err(corrupt)
 }
 
 impl ChatService {
@@ -59,77 +80,120 @@ impl ChatService {
     }
 
     /// Moves every message older than `ARCHIVE_AFTER_DAYS` to its room-and-month object in S3
-    /// (merged with what the object already holds), then out of Postgres. Safe to repeat: an
-    /// object is written before its messages are deleted, and records are keyed by seq.
+    /// (merged with what the object already holds), then out of Postgres. A room's backlog goes
+    /// in steps of at most `archive_batch` messages, so a room with years of history never has
+    /// to fit in the function's memory at once; each step is `Store::archive_step` (the
+    /// messages stay locked from their read to their delete, so concurrent changes to them are
+    /// in the object or refused). Safe to repeat: records are keyed by seq.
     pub async fn archive_old_messages(&self) -> Result<ArchiveReport> {
         let archive = self.archive()?;
         let cutoff = Utc::now() - self.config.archive_after;
         let mut report = ArchiveReport::default();
         for (tenant_id, room_id) in self.store.rooms_with_messages_before(cutoff).await? {
-            // A room's backlog goes in batches of at most `archive_batch` messages, so a room with
-            // years of history never has to fit in the function's memory at once.
             let mut after = 0;
             loop {
-                let mut months: BTreeMap<NaiveDate, BTreeMap<i64, String>> = BTreeMap::new();
-                let mut batch = 0;
-                while batch < self.config.archive_batch {
-                    let rows = PAGE.min((self.config.archive_batch - batch) as i64);
-                    let page = self.store.export_page(&tenant_id, Some(room_id), after, Some(cutoff), rows).await?;
-                    let Some(&(last, _)) = page.last() else { break };
-                    after = last;
-                    batch += page.len();
-                    for (seq, record) in page {
-                        months.entry(seq_and_month(&record)?.1).or_default().insert(seq, record);
-                    }
-                }
-                if months.is_empty() {
-                    break;
-                }
-                self.archive_months(archive, &tenant_id, room_id, months, &mut report).await?;
+                let write = |records, existing| self.write_months(archive, &tenant_id, room_id, records, existing);
+                let step =
+                    self.store.archive_step(&tenant_id, room_id, after, cutoff, self.config.archive_batch, write);
+                let Some(step) = step.await? else { break };
+                after = step.last_seq;
+                report.messages += step.messages;
+                report.months += step.months;
             }
-            if let Err(err) = self.cache.invalidate(room_id).await {
-                tracing::warn!(error = %err, %room_id, "recent-message cache not invalidated after archiving");
-            }
+            self.uncache(room_id).await;
             report.rooms += 1;
         }
         Ok(report)
     }
 
-    /// Writes each month's new records into its object (merged with what it already holds),
-    /// then takes them out of Postgres.
-    async fn archive_months(
+    /// Writes each month's new records into its object (merged with what it already holds).
+    async fn write_months(
         &self,
         archive: &Archive,
         tenant_id: &str,
         room_id: Uuid,
-        months: BTreeMap<NaiveDate, BTreeMap<i64, String>>,
-        report: &mut ArchiveReport,
-    ) -> Result<()> {
-        let existing: HashMap<NaiveDate, ArchivedMonth> =
-            self.store.archived_months(tenant_id, room_id).await?.into_iter().map(|m| (m.month, m)).collect();
+        records: Vec<(i64, String)>,
+        existing: Vec<ArchivedMonth>,
+    ) -> Result<Vec<MonthWritten>> {
+        let mut months: BTreeMap<NaiveDate, BTreeMap<i64, String>> = BTreeMap::new();
+        for (seq, record) in records {
+            months.entry(month_of(&record)?).or_default().insert(seq, record);
+        }
+        let mut written = Vec::new();
         for (month, new) in months {
             let key = object_key(tenant_id, room_id, month);
             let mut all: BTreeMap<i64, String> = BTreeMap::new();
-            if existing.contains_key(&month) {
-                for record in archive.get(&key).await? {
-                    all.insert(seq_and_month(&record)?.0, record);
+            if let Some(held) = existing.iter().find(|m| m.month == month) {
+                for record in archive.get(&held.object_key).await? {
+                    let seq = seq_of(&record)?;
+                    if held.holds(seq) {
+                        all.insert(seq, record);
+                    }
                 }
             }
             let seqs: Vec<i64> = new.keys().copied().collect();
             all.extend(new);
             let records: Vec<String> = all.values().cloned().collect();
             archive.put(&key, &records).await?;
-            let row = ArchivedMonth {
+            let month = ArchivedMonth {
                 month,
                 object_key: key,
                 messages: records.len() as i32,
                 min_seq: *all.keys().next().expect("a month holds messages"),
                 max_seq: *all.keys().next_back().expect("a month holds messages"),
             };
-            report.messages += self.store.move_to_archive(tenant_id, room_id, &row, &seqs).await?;
-            report.months += 1;
+            written.push(MonthWritten { month, seqs });
         }
-        Ok(())
+        Ok(written)
+    }
+
+    /// An archived message of the tenant, if it is archived, with its earlier versions.
+    pub(super) async fn archived_message(&self, tenant_id: &str, id: Uuid) -> Result<Option<(Message, Vec<Edit>)>> {
+        if self.archive.is_none() {
+            return Ok(None);
+        }
+        let Some(place) = self.store.archived_place(tenant_id, id).await? else { return Ok(None) };
+        let record = self.archived_records(tenant_id, &[place]).await?.remove(0);
+        Ok(Some((message_from_record(&record)?, versions_from_record(&record)?)))
+    }
+
+    /// The archived replies to a message after seq `after`, oldest first, at most `limit`.
+    pub(super) async fn archived_replies(
+        &self,
+        tenant_id: &str,
+        parent_id: Uuid,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Message>> {
+        if self.archive.is_none() {
+            return Ok(Vec::new());
+        }
+        let places = self.store.archived_replies(tenant_id, parent_id, after, limit).await?;
+        self.archived_records(tenant_id, &places).await?.iter().map(|r| message_from_record(r)).collect()
+    }
+
+    /// The records of archived messages, in the order of their places, read through the cache
+    /// of decoded months as history pages are (a month's records are in seq order).
+    async fn archived_records(&self, tenant_id: &str, places: &[ArchivedPlace]) -> Result<Vec<String>> {
+        let archive = self.archive()?;
+        let mut months: HashMap<Uuid, Vec<ArchivedMonth>> = HashMap::new();
+        let mut records = Vec::with_capacity(places.len());
+        for place in places {
+            if let Entry::Vacant(room) = months.entry(place.room_id) {
+                room.insert(self.store.archived_months(tenant_id, place.room_id).await?);
+            }
+            let month = months[&place.room_id]
+                .iter()
+                .find(|m| m.month == place.month)
+                .ok_or_else(|| corrupt(format!("room {} has no archived month {}", place.room_id, place.month)))?;
+            let held = archive.records(&month.object_key, month.messages, month.max_seq).await?;
+            let at = held.partition_point(|r| seq_of(r).is_ok_and(|seq| seq < place.seq));
+            match held.get(at) {
+                Some(record) if seq_of(record)? == place.seq => records.push(record.clone()),
+                _ => return Err(corrupt(format!("seq {} is not in {}", place.seq, month.object_key))),
+            }
+        }
+        Ok(records)
     }
 
     /// Archived messages of the room beyond a cursor: up to `limit` before `before` (newest of
@@ -159,7 +223,7 @@ impl ChatService {
             let mut messages: Vec<Message> = Vec::new();
             for record in archive.records(&month.object_key, month.messages, month.max_seq).await?.iter() {
                 let message = message_from_record(record)?;
-                if wanted(message.seq) {
+                if wanted(message.seq) && month.holds(message.seq) {
                     messages.push(message);
                 }
             }
@@ -195,6 +259,9 @@ mod tests {
             message.reactions[0],
             Reaction { emoji: "👍".into(), count: 2, users: vec!["bob".into(), "carol".into()] }
         );
-        assert_eq!(seq_and_month(record).unwrap(), (5, NaiveDate::from_ymd_opt(2025, 3, 1).unwrap()));
+        assert_eq!(
+            (seq_of(record).unwrap(), month_of(record).unwrap()),
+            (5, NaiveDate::from_ymd_opt(2025, 3, 1).unwrap())
+        );
     }
 }

@@ -114,7 +114,7 @@ fn pages(
     stream::try_unfold((after, Deliveries::new()), move |(after, mut deliveries)| {
         let (store, receipts, tenant_id) = (store.clone(), receipts.clone(), tenant_id.clone());
         async move {
-            let page = store.export_page(&tenant_id, room_id, after, None, PAGE).await?;
+            let page = store.export_page(&tenant_id, room_id, after, PAGE).await?;
             // Pages end at a byte bound too, so only an empty one says the export is done.
             let Some(&(last, _)) = page.last() else { return Ok(None) };
             let mut chunk = String::new();

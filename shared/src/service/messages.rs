@@ -3,18 +3,21 @@
 
 use std::collections::HashMap;
 
+use serde_json::json;
 use tracing::Span;
 use uuid::Uuid;
 
+use super::moderation::thawed;
 use super::validate;
-use super::{Answer, ChatError, ChatService, Result, Skip};
+use super::{Answer, Audience, ChatError, ChatService, Result, Skip};
 use crate::cache::Page;
 use crate::channels::Channel;
 use crate::fanout::Payload;
-use crate::model::{Caller, Message, MessageType, Receipt, Role, RoomType};
+use crate::model::{Caller, Edit, Message, MessageType, Receipt, Role, RoomType};
 use crate::protocol::{Cursor, HistoryRequest, SendMessage, ServerFrame, DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
 use crate::receipts::Position;
-use crate::store::{Inserted, Membership, NewMessage, ReadPosition};
+use crate::store::{Edited, Inserted, Membership, NewMessage, ReactionChange, ReadPosition, RoomVersion};
+use crate::webhooks::Event;
 
 /// The sender of system messages (joins, leaves, role changes).
 pub const SYSTEM_USER: &str = "system";
@@ -37,12 +40,40 @@ fn unmuted(membership: &Membership) -> Result<()> {
     }
 }
 
+/// Where a message read by id is kept. Archived messages are read-only, and their record
+/// holds their earlier versions.
+enum Kept {
+    Postgres,
+    Archive(Vec<Edit>),
+}
+
+/// A typing indicator's change.
+pub(super) enum Typing {
+    Start,
+    Stop,
+}
+
 impl ChatService {
-    /// A message and the caller's membership of its room.
-    async fn message_for(&self, caller: &Caller, message_id: Uuid) -> Result<(Message, Membership)> {
+    /// A message in Postgres (one that can still change) and the caller's membership of its room.
+    pub(super) async fn message_for(&self, caller: &Caller, message_id: Uuid) -> Result<(Message, Membership)> {
         let message = self.store.message(&caller.tenant_id, message_id).await?.ok_or(ChatError::NotFound("message"))?;
         let membership = self.member(caller, message.room_id).await?;
         Ok((message, membership))
+    }
+
+    /// A message to read, in Postgres or archived, and the caller's membership of its room.
+    async fn kept_message(&self, caller: &Caller, message_id: Uuid) -> Result<(Message, Membership, Kept)> {
+        let (message, kept) = match self.store.message(&caller.tenant_id, message_id).await? {
+            Some(message) => (message, Kept::Postgres),
+            None => {
+                // Boxed, as history pages: the archive behind it makes the future too deep to lay out inline.
+                let archived = Box::pin(self.archived_message(&caller.tenant_id, message_id)).await?;
+                let (message, versions) = archived.ok_or(ChatError::NotFound("message"))?;
+                (message, Kept::Archive(versions))
+            }
+        };
+        let membership = self.member(caller, message.room_id).await?;
+        Ok((message, membership, kept))
     }
 
     /// Stores the message; its fan-out follows the reply (`Answer::then`).
@@ -59,6 +90,8 @@ impl ChatService {
         if membership.role != Role::Admin && membership.room_type == RoomType::Broadcast {
             return Err(ChatError::PermissionDenied("only admins post in a broadcast room".into()));
         }
+        thawed(&membership)?;
+        self.slow_mode(caller, req.room_id, &membership).await?;
         let new = NewMessage {
             room_id: req.room_id,
             message_type: req.message_type,
@@ -68,17 +101,25 @@ impl ChatService {
             reply_to: req.reply_to,
             client_msg_id: req.client_msg_id.as_deref(),
         };
-        match self.store.insert_message(caller, new).await? {
-            Inserted::New { message, members, mentioned } => {
-                let reply = Some(ServerFrame::MessageSent { message: message.clone(), duplicate: false });
-                let sender = caller.clone();
-                let then =
-                    Box::pin(async move { self.distribute(endpoint, &sender, &message, &members, mentioned).await });
-                Ok(Answer { reply, then: Some(then) })
+        let (message, mentioned, duplicate) = match self.store.insert_message(caller, new).await? {
+            Inserted::New { message, mentioned } => (message, mentioned, false),
+            Inserted::Duplicate(message) => {
+                if self.receipts.was_fanned_out(&caller.tenant_id, message.id).await {
+                    return Ok(Some(ServerFrame::MessageSent { message, duplicate: true }).into());
+                }
+                // The first attempt's fan-out did not run to the end (it failed after the commit,
+                // or was cut short): this one makes up for it. Recipients drop a message id they have.
+                let mut mentioned =
+                    self.store.members_among(&caller.tenant_id, message.room_id, &message.mentions).await?;
+                mentioned.retain(|user| *user != caller.user_id);
+                (message, mentioned, true)
             }
-            Inserted::Duplicate(message) => Ok(Some(ServerFrame::MessageSent { message, duplicate: true }).into()),
-            Inserted::ParentMissing => Err(ChatError::NotFound("reply_to message")),
-        }
+            Inserted::ParentMissing => return Err(ChatError::NotFound("reply_to message")),
+        };
+        let reply = Some(ServerFrame::MessageSent { message: message.clone(), duplicate });
+        let sender = caller.clone();
+        let then = Box::pin(async move { self.distribute(endpoint, &sender, &message, mentioned).await });
+        Ok(Answer { reply, then: Some(then) })
     }
 
     /// Everything that follows a stored message: the cache, the fan-out (one payload for every
@@ -89,18 +130,18 @@ impl ChatService {
         endpoint: Option<&str>,
         sender: &Caller,
         message: &Message,
-        members: &[String],
         mentioned: Vec<String>,
     ) -> Result<()> {
         let room_id = message.room_id;
         // Before any post: a member who has the message and asks for history finds it cached.
         // A reply changes its parent's reply count, so the cached page is stale as a whole.
-        let cached = match message.reply_to {
-            Some(_) => self.cache.invalidate(room_id).await,
-            None => self.cache.append(message).await,
-        };
-        if let Err(err) = cached {
-            tracing::warn!(error = %err, "recent-message cache not updated");
+        match message.reply_to {
+            Some(_) => self.uncache(room_id).await,
+            None => {
+                if let Err(err) = self.cache.append(message).await {
+                    tracing::warn!(error = %err, "recent-message cache not updated");
+                }
+            }
         }
         let frame = ServerFrame::NewMessage { message: message.clone() };
         let mention_channels: Vec<Channel> = mentioned.into_iter().map(Channel::User).collect();
@@ -111,12 +152,25 @@ impl ChatService {
         let position = (message.message_type != MessageType::System).then_some((room_id, message.seq));
         let payload: Payload = frame.to_json().into();
         let tenant_id = &sender.tenant_id;
-        let (delivered, (), ()) = tokio::join!(
-            self.fanout.to_users(endpoint, tenant_id, members, &payload, skip, position),
+        // The tenant's backend hears of it too: once per message (a retried fan-out's event has
+        // the same id), and not of system messages.
+        let webhook = async {
+            if position.is_some() {
+                let data = json!({ "room_id": room_id, "message": message });
+                self.webhooks.emit(tenant_id, Event::MessageNew, message.id, data).await
+            }
+        };
+        let (offline, (), (), ()) = tokio::join!(
+            self.fanout.to(endpoint, tenant_id, Audience::Room(room_id), &payload, skip, position),
             self.publish(tenant_id, &room_channel, &frame),
             self.publish(tenant_id, &mention_channels, &mention),
+            webhook,
         );
-        Ok(delivered?)
+        let offline = offline?;
+        if message.client_msg_id.is_some() {
+            self.receipts.fanned_out(tenant_id, message.id).await?;
+        }
+        self.gone_offline(endpoint, tenant_id, offline).await
     }
 
     /// Posts a system message (joins, leaves, role changes) in the room, to everyone but the
@@ -144,8 +198,11 @@ impl ChatService {
             reply_to: None,
             client_msg_id: None,
         };
-        if let Inserted::New { message, members, mentioned } = self.store.insert_message(&system, new).await? {
-            self.distribute(endpoint, &system, &message, &members, mentioned).await?;
+        if let Inserted::New { message, mentioned } = self.store.insert_message(&system, new).await? {
+            // Committed: as any fan-out after a change, a failure is logged, not the request's.
+            if let Err(err) = self.distribute(endpoint, &system, &message, mentioned).await {
+                tracing::warn!(error = %err, "fan-out of a system message failed");
+            }
         }
         Ok(())
     }
@@ -159,6 +216,7 @@ impl ChatService {
     ) -> Result<ServerFrame> {
         let (message, membership) = self.message_for(caller, message_id).await?;
         unmuted(&membership)?;
+        thawed(&membership)?;
         if message.sender_id != caller.user_id {
             return Err(ChatError::PermissionDenied("you can only edit your own messages".into()));
         }
@@ -170,11 +228,15 @@ impl ChatService {
         } else {
             validate::check_len("content", &content, validate::MAX_CONTENT_CHARS)?;
         }
-        let edited =
-            self.store.edit_message(caller, message_id, &content, MAX_EDIT_VERSIONS).await?.ok_or_else(|| {
-                ChatError::PermissionDenied(format!("a message keeps at most {MAX_EDIT_VERSIONS} earlier versions"))
-            })?;
-        self.cache.invalidate(edited.room_id).await?;
+        let edited = match self.store.edit_message(caller, message_id, &content, MAX_EDIT_VERSIONS).await? {
+            Edited::Done(edited) => *edited,
+            Edited::Full => {
+                let reason = format!("a message keeps at most {MAX_EDIT_VERSIONS} earlier versions");
+                return Err(ChatError::PermissionDenied(reason));
+            }
+            Edited::Gone => return Err(ChatError::NotFound("message")),
+        };
+        self.uncache(edited.room_id).await;
         let edited = self.present(caller, &membership, vec![edited]).await?.remove(0);
         let frame = ServerFrame::MessageEdited { message: edited };
         self.fan_out_room(
@@ -185,7 +247,7 @@ impl ChatService {
             Skip::Connection(&caller.connection_id),
             &[Channel::Room(message.room_id)],
         )
-        .await?;
+        .await;
         Ok(frame)
     }
 
@@ -212,7 +274,7 @@ impl ChatService {
             }
         }
         let deleted = self.store.delete_message(caller, message_id).await?.ok_or(ChatError::NotFound("message"))?;
-        self.cache.invalidate(deleted.room_id).await?;
+        self.uncache(deleted.room_id).await;
         // Members who had it unread count one less: they know from their read position.
         let frame = ServerFrame::MessageDeleted {
             room_id: deleted.room_id,
@@ -220,16 +282,22 @@ impl ChatService {
             deleted_by: caller.user_id.clone(),
             deleted_at: deleted.deleted_at.unwrap_or_else(chrono::Utc::now),
         };
-        let skip = Skip::Connection(&caller.connection_id);
-        let channels = [Channel::Room(deleted.room_id)];
-        self.fan_out_room(endpoint, &caller.tenant_id, deleted.room_id, &frame, skip, &channels).await?;
+        self.tell_room(endpoint, caller, deleted.room_id, &frame).await;
+        // A deleted message is no longer pinned.
+        if self.store.unpin(&caller.tenant_id, message_id).await? {
+            self.unpinned(endpoint, caller, deleted.room_id, message_id).await;
+        }
         Ok(frame)
     }
 
     pub(super) async fn edit_history(&self, caller: &Caller, message_id: Uuid) -> Result<ServerFrame> {
-        let (message, membership) = self.message_for(caller, message_id).await?;
+        let (message, membership, kept) = self.kept_message(caller, message_id).await?;
         let visible = message.deleted_at.is_none() || Self::sees_deleted(caller, &membership);
-        let versions = if visible { self.store.edit_history(&caller.tenant_id, message_id).await? } else { Vec::new() };
+        let versions = match kept {
+            _ if !visible => Vec::new(),
+            Kept::Postgres => self.store.edit_history(&caller.tenant_id, message_id).await?,
+            Kept::Archive(versions) => versions,
+        };
         let current = self.present(caller, &membership, vec![message]).await?.remove(0);
         Ok(ServerFrame::EditHistory { message_id, current, versions })
     }
@@ -240,27 +308,30 @@ impl ChatService {
         endpoint: Option<&str>,
         message_id: Uuid,
         emoji: String,
-        add: bool,
+        change: ReactionChange,
     ) -> Result<ServerFrame> {
         validate::check_emoji(&emoji)?;
         let (message, membership) = self.message_for(caller, message_id).await?;
         unmuted(&membership)?;
+        thawed(&membership)?;
         if message.deleted_at.is_some() {
             return Err(ChatError::PermissionDenied("a deleted message cannot get reactions".into()));
         }
-        let changed = self.store.set_reaction(&caller.tenant_id, message_id, &caller.user_id, &emoji, add).await?;
+        let changed = self
+            .store
+            .set_reaction(&caller.tenant_id, message_id, &caller.user_id, &emoji, change)
+            .await?
+            .ok_or(ChatError::NotFound("message"))?;
         let reactions =
             self.store.reactions(&caller.tenant_id, &[message_id]).await?.remove(&message_id).unwrap_or_default();
         let (room_id, user_id) = (message.room_id, caller.user_id.clone());
-        let frame = if add {
-            ServerFrame::ReactionAdded { room_id, message_id, user_id, emoji, reactions }
-        } else {
-            ServerFrame::ReactionRemoved { room_id, message_id, user_id, emoji, reactions }
+        let frame = match change {
+            ReactionChange::Add => ServerFrame::ReactionAdded { room_id, message_id, user_id, emoji, reactions },
+            ReactionChange::Remove => ServerFrame::ReactionRemoved { room_id, message_id, user_id, emoji, reactions },
         };
         if changed {
-            self.cache.invalidate(room_id).await?;
-            let skip = Skip::Connection(&caller.connection_id);
-            self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, skip, &[Channel::Room(room_id)]).await?;
+            self.uncache(room_id).await;
+            self.tell_room(endpoint, caller, room_id, &frame).await;
         }
         Ok(frame)
     }
@@ -272,8 +343,19 @@ impl ChatService {
         after: Option<Cursor>,
         limit: Option<u32>,
     ) -> Result<ServerFrame> {
-        let (parent, membership) = self.message_for(caller, message_id).await?;
-        let (replies, has_more) = self.store.thread(&caller.tenant_id, message_id, after, page_limit(limit)).await?;
+        let (parent, membership, _) = self.kept_message(caller, message_id).await?;
+        let limit = page_limit(limit);
+        let (mut replies, more) = self.store.thread(&caller.tenant_id, message_id, after, limit).await?;
+        // Replies may be archived too (with or without their parent): the first page of each, by
+        // seq. Postgres is read first: a reply archived in between is found twice (kept once), never missed.
+        let after_seq = after.map_or(0, |c| c.0);
+        replies.extend(
+            Box::pin(self.archived_replies(&caller.tenant_id, message_id, after_seq, i64::from(limit) + 1)).await?,
+        );
+        replies.sort_by_key(|m| m.seq);
+        replies.dedup_by_key(|m| m.seq);
+        let has_more = more || replies.len() > limit as usize;
+        replies.truncate(limit as usize);
         let next_cursor = has_more.then(|| replies.last().map(|m| Cursor(m.seq))).flatten();
         let mut shown = self.present(caller, &membership, [vec![parent], replies].concat()).await?;
         let parent = shown.remove(0);
@@ -281,8 +363,9 @@ impl ChatService {
     }
 
     /// Who got and who read a message: for its sender and the room's moderators and admins.
+    /// The positions it is answered from stay in Postgres and Redis when the message is archived.
     pub(super) async fn receipts(&self, caller: &Caller, message_id: Uuid) -> Result<ServerFrame> {
-        let (message, membership) = self.message_for(caller, message_id).await?;
+        let (message, membership, _) = self.kept_message(caller, message_id).await?;
         if message.sender_id != caller.user_id && membership.role.rank() < Role::Moderator.rank() {
             return Err(ChatError::PermissionDenied("receipts are for the sender and the room's moderators".into()));
         }
@@ -299,24 +382,28 @@ impl ChatService {
         caller: &Caller,
         endpoint: Option<&str>,
         room_id: Uuid,
-        start: bool,
+        change: Typing,
     ) -> Result<Option<ServerFrame>> {
-        self.member(caller, room_id).await?;
-        let (changed, frame) = if start {
-            let started = self.store.start_typing(caller, room_id, self.config.typing_ttl).await?;
-            let frame = ServerFrame::TypingStart {
-                room_id,
-                user_id: caller.user_id.clone(),
-                display_name: caller.display_name.clone(),
-            };
-            (started, frame)
-        } else {
-            let stopped = self.store.stop_typing(caller, room_id).await?;
-            (stopped, ServerFrame::TypingStop { room_id, user_id: caller.user_id.clone() })
+        let membership = self.member(caller, room_id).await?;
+        let (changed, frame) = match change {
+            Typing::Start => {
+                thawed(&membership)?;
+                let started = self.store.start_typing(caller, room_id, self.config.typing_ttl).await?;
+                let frame = ServerFrame::TypingStart {
+                    room_id,
+                    user_id: caller.user_id.clone(),
+                    display_name: caller.display_name.clone(),
+                };
+                (started, frame)
+            }
+            Typing::Stop => {
+                let stopped = self.store.stop_typing(caller, room_id).await?;
+                (stopped, ServerFrame::TypingStop { room_id, user_id: caller.user_id.clone() })
+            }
         };
         if changed {
             let skip = Skip::User(&caller.user_id);
-            self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, skip, &[Channel::Typing(room_id)]).await?;
+            self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, skip, &[Channel::Typing(room_id)]).await;
         }
         Ok(None)
     }
@@ -341,8 +428,7 @@ impl ChatService {
                 message_ids: read.message_ids.clone(),
                 read_at: read.read_at,
             };
-            let skip = Skip::Connection(&caller.connection_id);
-            self.fan_out_room(endpoint, &caller.tenant_id, room_id, &event, skip, &[Channel::Room(room_id)]).await?;
+            self.tell_room(endpoint, caller, room_id, &event).await;
         }
         Ok(ServerFrame::ReadMarked {
             room_id,
@@ -356,7 +442,8 @@ impl ChatService {
     pub async fn history(&self, caller: &Caller, req: HistoryRequest) -> Result<ServerFrame> {
         let membership = self.member(caller, req.room_id).await?;
         // Boxed: the archive behind it makes the future too deep for the compiler to lay out inline.
-        let (messages, has_more) = Box::pin(self.history_page(&caller.tenant_id, &req, page_limit(req.limit))).await?;
+        let (messages, has_more) =
+            Box::pin(self.history_page(&caller.tenant_id, &req, page_limit(req.limit), membership.version)).await?;
         let edge = if req.after.is_some() { messages.last() } else { messages.first() };
         let next_cursor = has_more.then(|| edge.map(|m| Cursor(m.seq))).flatten();
         let messages = self.present(caller, &membership, messages).await?;
@@ -365,11 +452,17 @@ impl ChatService {
 
     /// A page of history reaching into archived months where Postgres ends: older pages go on
     /// into the archive, and pages after a cursor start there when the cursor lies in it.
-    async fn history_page(&self, tenant_id: &str, req: &HistoryRequest, limit: u32) -> Result<Page> {
+    async fn history_page(
+        &self,
+        tenant_id: &str,
+        req: &HistoryRequest,
+        limit: u32,
+        version: RoomVersion,
+    ) -> Result<Page> {
         let limit_n = limit as usize;
         match req.after {
             None => {
-                let (messages, has_more) = self.room_page(tenant_id, req, limit).await?;
+                let (messages, has_more) = self.room_page(tenant_id, req, limit, version).await?;
                 if has_more || messages.len() >= limit_n {
                     return Ok((messages, has_more));
                 }
@@ -388,19 +481,21 @@ impl ChatService {
                 let from = archived.last().map_or(after, |m| Cursor(m.seq));
                 let rest =
                     HistoryRequest { room_id: req.room_id, before: req.before, after: Some(from), limit: req.limit };
-                let (messages, has_more) = self.room_page(tenant_id, &rest, limit - archived.len() as u32).await?;
+                let (messages, has_more) =
+                    self.room_page(tenant_id, &rest, limit - archived.len() as u32, version).await?;
                 archived.extend(messages);
                 Ok((archived, has_more))
             }
         }
     }
 
-    /// A page of history with reactions: from the recent-message cache when it holds the page,
-    /// else from Postgres (filling the cache with the newest page).
-    async fn room_page(&self, tenant_id: &str, req: &HistoryRequest, limit: u32) -> Result<Page> {
+    /// A page of history with reactions: from the recent-message cache when it holds the page
+    /// and is up to date with the room at `version`, else from Postgres (filling the cache with
+    /// the newest page).
+    async fn room_page(&self, tenant_id: &str, req: &HistoryRequest, limit: u32, version: RoomVersion) -> Result<Page> {
         let backwards = req.after.is_none();
         if backwards {
-            match self.cache.page(req.room_id, req.before.map(|c| c.0), limit as usize).await {
+            match self.cache.page(req.room_id, version, req.before.map(|c| c.0), limit as usize).await {
                 Ok(Some(page)) => return Ok(page),
                 Ok(None) => {}
                 Err(err) => tracing::warn!(error = %err, "recent-message cache unavailable"),
@@ -415,7 +510,7 @@ impl ChatService {
             message.reactions = reactions.remove(&message.id).unwrap_or_default();
         }
         if let Some(generation) = generation {
-            if let Err(err) = self.cache.fill(req.room_id, generation, &messages, !has_more).await {
+            if let Err(err) = self.cache.fill(req.room_id, generation, version.changes, &messages, !has_more).await {
                 tracing::warn!(error = %err, "recent-message cache not filled");
             }
         }

@@ -4,8 +4,9 @@
 mod archive;
 mod export;
 mod messages;
+mod moderation;
 mod rooms;
-mod validate;
+pub(crate) mod validate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,14 +20,17 @@ use crate::auth::{self, AuthError, Claims};
 use crate::cache::RecentCache;
 use crate::channels::{self, Channel};
 use crate::config::Config;
-use crate::fanout::{Connections, Fanout, FanoutError, ManagementApi, Payload, PostError, Skip, Workers};
+use crate::fanout::{Audience, Connections, Fanout, FanoutError, ManagementApi, Payload, PostError, Skip, Workers};
+use crate::metrics::{self, Counter, Histogram};
 use crate::model::{Caller, Message, Role};
 use crate::presence::Presence;
-use crate::protocol::{self, ClientFrame, PresenceStatus, ProtocolError, ServerFrame};
+use crate::protocol::{self, ClientFrame, ErrorCode, PresenceStatus, ProtocolError, ServerFrame};
 use crate::ratelimit::{Limit, RateLimiter, Subject};
 use crate::receipts::Receipts;
 use crate::redis_conn::RedisConn;
-use crate::store::{Membership, Store, StoreError};
+use crate::store::{Membership, ReactionChange, Store, StoreError};
+use crate::webhooks::Webhooks;
+use messages::Typing;
 
 pub use archive::ArchiveReport;
 pub use export::{Export, Format as ExportFormat};
@@ -63,28 +67,33 @@ pub enum ChatError {
     RateLimited { retry_after_ms: u64 },
     #[error("the request took too long")]
     Timeout,
+    /// The local gateway has as many frames in hand as it takes (`GATEWAY_MAX_IN_FLIGHT`).
+    #[error("the server is busy")]
+    Overloaded,
 }
 
 impl ChatError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
             Self::Protocol(e) => e.code(),
-            Self::Invalid(_) => "validation_error",
-            Self::NotFound(_) => "not_found",
-            Self::PermissionDenied(_) => "permission_denied",
-            Self::Unauthorized(_) | Self::UnknownConnection | Self::SessionExpired => "unauthorized",
-            Self::RateLimited { .. } | Self::TooManyConnections { .. } => "rate_limited",
-            Self::Store(e) | Self::Fanout(FanoutError::Store(e)) if e.is_unavailable() => "service_unavailable",
-            Self::Redis(_) | Self::Fanout(FanoutError::Redis(_)) | Self::Timeout => "service_unavailable",
-            Self::Store(_) | Self::Fanout(_) | Self::Post(_) => "internal_error",
+            Self::Invalid(_) => ErrorCode::ValidationError,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            Self::Unauthorized(_) | Self::UnknownConnection | Self::SessionExpired => ErrorCode::Unauthorized,
+            Self::RateLimited { .. } | Self::TooManyConnections { .. } => ErrorCode::RateLimited,
+            Self::Store(e) | Self::Fanout(FanoutError::Store(e)) if e.is_unavailable() => ErrorCode::ServiceUnavailable,
+            Self::Redis(_) | Self::Fanout(FanoutError::Redis(_)) | Self::Timeout | Self::Overloaded => {
+                ErrorCode::ServiceUnavailable
+            }
+            Self::Store(_) | Self::Fanout(_) | Self::Post(_) => ErrorCode::InternalError,
         }
     }
 
     /// The message the client sees: internal details stay in the logs.
     pub fn to_frame_message(&self) -> String {
         match self.code() {
-            "internal_error" => "internal error".to_string(),
-            "service_unavailable" => "service temporarily unavailable, retry shortly".to_string(),
+            ErrorCode::InternalError => "internal error".to_string(),
+            ErrorCode::ServiceUnavailable => "service temporarily unavailable, retry shortly".to_string(),
             _ => self.to_string(),
         }
     }
@@ -100,23 +109,30 @@ impl ChatError {
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
             Self::RateLimited { retry_after_ms } => Some(*retry_after_ms),
+            Self::Overloaded => Some(OVERLOADED_RETRY_MS),
             _ => None,
         }
     }
 
     /// The HTTP status for the same error, where one is answered over HTTP ($connect, HTTP routes).
     pub fn http_status(&self) -> u16 {
+        use ErrorCode as C;
         match self.code() {
-            "invalid_json" | "invalid_frame" | "unknown_type" | "validation_error" => 400,
-            "unauthorized" => 401,
-            "permission_denied" => 403,
-            "not_found" => 404,
-            "rate_limited" => 429,
-            "service_unavailable" => 503,
-            _ => 500,
+            C::InvalidJson | C::InvalidFrame | C::UnknownType | C::ValidationError | C::FrameTooLarge => 400,
+            C::Unauthorized => 401,
+            C::PermissionDenied => 403,
+            C::NotFound => 404,
+            C::MethodNotAllowed => 405,
+            C::RateLimited => 429,
+            C::ServiceUnavailable => 503,
+            C::InternalError => 500,
         }
     }
 }
+
+/// When a frame refused for overload is worth sending again: about the time a few frames in hand
+/// take to finish.
+const OVERLOADED_RETRY_MS: u64 = 200;
 
 type Result<T, E = ChatError> = std::result::Result<T, E>;
 
@@ -143,6 +159,7 @@ pub struct ChatService {
     pub fanout: Fanout,
     /// Cold storage of old messages, when `ARCHIVE_BUCKET` is set.
     pub archive: Option<crate::archive::Archive>,
+    pub webhooks: Webhooks,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,13 +185,14 @@ impl ChatService {
         if config.jwt_secret.is_empty() {
             return Err(crate::config::ConfigError::Missing("JWT_SECRET_KEY").into());
         }
-        let store = Store::connect(&config.database_url, config.db_pool_size, config.db_timeout)?;
+        let store = Store::connect(&config.database_url, config.db_pool_size, config.db_timeout, config.db_statements)?;
         let redis =
             RedisConn::connect(&config.redis_url, config.redis_ca_file.as_deref(), config.redis_timeout).await?;
         let presence = Presence::new(redis.clone());
         let archive = crate::archive::Archive::new(&config).await;
         let receipts = Receipts::new(redis.clone());
         let workers = Workers::new(&config).await;
+        let webhooks = Webhooks::new(&config, store.clone(), presence.clone()).await;
         Ok(Self {
             fanout: Fanout::new(&config, connections, workers, presence.clone(), store.clone(), receipts.clone()),
             store,
@@ -183,6 +201,7 @@ impl ChatService {
             receipts,
             presence,
             archive,
+            webhooks,
             config,
         })
     }
@@ -205,7 +224,13 @@ impl ChatService {
     /// expires. Nothing is recorded on failure. Attempts are limited per source IP (before the
     /// token is even read, which also slows token guessing) and per user, and a user holds at
     /// most `max_connections_per_user` connections.
-    pub async fn connect(&self, token: Option<&str>, connection_id: &str, source_ip: Option<&str>) -> Result<Claims> {
+    pub async fn connect(
+        &self,
+        token: Option<&str>,
+        connection_id: &str,
+        source_ip: Option<&str>,
+        endpoint: Option<&str>,
+    ) -> Result<Claims> {
         if let Some(ip) = source_ip {
             self.limit(Limit::ConnectsPerIp, Subject::Ip(ip)).await?;
         }
@@ -217,7 +242,7 @@ impl ChatService {
         if self.presence.live_connections(&caller.tenant_id, &caller.user_id, max).await? >= max {
             return Err(ChatError::TooManyConnections { max });
         }
-        self.presence.register(&caller, claims.expires_at()).await?;
+        self.presence.register(&caller, claims.expires_at(), endpoint).await?;
         Ok(claims)
     }
 
@@ -274,7 +299,10 @@ impl ChatService {
             }
         }
         if self.presence.activate(&caller).await? {
-            self.presence_changed(&caller, PresenceStatus::Online, now, Some(endpoint)).await?;
+            let (tenant_id, endpoint) = (&caller.tenant_id, Some(endpoint));
+            let offline =
+                self.presence_changed(endpoint, tenant_id, &caller.user_id, PresenceStatus::Online, now).await?;
+            self.gone_offline(endpoint, tenant_id, offline).await?;
         }
         Ok(())
     }
@@ -286,46 +314,52 @@ impl ChatService {
         };
         Span::current().record("user_id", caller.user_id.as_str()).record("tenant_id", caller.tenant_id.as_str());
         if last {
-            for room_id in self.store.clear_typing(&caller.tenant_id, &caller.user_id).await? {
-                let frame = ServerFrame::TypingStop { room_id, user_id: caller.user_id.clone() };
-                self.fan_out_room(
-                    endpoint,
-                    &caller.tenant_id,
-                    room_id,
-                    &frame,
-                    Skip::Nobody,
-                    &[Channel::Typing(room_id)],
-                )
-                .await?;
-            }
-            let now = Utc::now().trunc_subsecs(6);
-            self.store.seen(&caller, now).await?;
-            self.presence_changed(&caller, PresenceStatus::Offline, now, endpoint).await?;
+            self.gone_offline(endpoint, &caller.tenant_id, vec![caller.user_id]).await?;
         }
         Ok(())
     }
 
-    /// Tells the user's contacts; `now` is the last-seen time just stored.
+    /// Users left without connections (a `$disconnect`, or Gone posts pruned): their typing
+    /// indicators stop, their last-seen time is stored, and their contacts are told. Those posts
+    /// may prune more users, who are told of in turn.
+    async fn gone_offline(&self, endpoint: Option<&str>, tenant_id: &str, mut users: Vec<String>) -> Result<()> {
+        while let Some(user_id) = users.pop() {
+            for room_id in self.store.clear_typing(tenant_id, &user_id).await? {
+                let frame = ServerFrame::TypingStop { room_id, user_id: user_id.clone() };
+                let typing = [Channel::Typing(room_id)];
+                users.extend(
+                    self.broadcast(endpoint, tenant_id, Audience::Room(room_id), &frame, Skip::Nobody, &typing).await?,
+                );
+            }
+            let now = Utc::now().trunc_subsecs(6);
+            self.store.last_seen_at(tenant_id, &user_id, now).await?;
+            users.extend(self.presence_changed(endpoint, tenant_id, &user_id, PresenceStatus::Offline, now).await?);
+        }
+        Ok(())
+    }
+
+    /// Records the user's status and tells their contacts; `now` is the last-seen time just
+    /// stored. Returns the users its posts took offline.
     async fn presence_changed(
         &self,
-        caller: &Caller,
+        endpoint: Option<&str>,
+        tenant_id: &str,
+        user_id: &str,
         status: PresenceStatus,
         now: DateTime<Utc>,
-        endpoint: Option<&str>,
-    ) -> Result<()> {
-        self.presence.set_status(&caller.tenant_id, &caller.user_id, status == PresenceStatus::Online, now).await?;
-        let contacts = self.store.contacts(&caller.tenant_id, &caller.user_id, self.config.presence_room_limit).await?;
-        let frame = ServerFrame::Presence { user_id: caller.user_id.clone(), status, last_seen: now };
-        self.deliver(
-            endpoint,
-            &caller.tenant_id,
-            &contacts,
-            &frame,
-            Skip::Nobody,
-            &[Channel::User(caller.user_id.clone())],
-        )
-        .await
-        .map(drop)
+    ) -> Result<Vec<String>> {
+        self.presence.set_status(tenant_id, user_id, status == PresenceStatus::Online, now).await?;
+        let contacts = self.store.contacts(tenant_id, user_id, self.config.presence_room_limit).await?;
+        let frame = ServerFrame::Presence { user_id: user_id.to_string(), status, last_seen: now };
+        let channels = [Channel::User(user_id.to_string())];
+        self.broadcast(endpoint, tenant_id, Audience::Users(&contacts), &frame, Skip::Nobody, &channels).await
+    }
+
+    /// One chunk of a fan-out, in the fan-out function.
+    pub async fn run_chunk(&self, chunk: crate::fanout::Chunk) -> Result<()> {
+        let (endpoint, tenant_id) = (chunk.endpoint.clone(), chunk.tenant_id.clone());
+        let offline = self.fanout.run(chunk).await?;
+        self.gone_offline(Some(&endpoint), &tenant_id, offline).await
     }
 
     async fn caller(&self, connection_id: &str) -> Result<Caller> {
@@ -359,16 +393,19 @@ impl ChatService {
     /// change whose fan-out follows (a sent message) posts its reply to the sender first, then
     /// fans out, and returns nothing: the sender's latency does not grow with the room.
     pub async fn handle_frame(&self, connection_id: &str, endpoint: Option<&str>, body: &str) -> Option<String> {
+        let started = std::time::Instant::now();
         let (frame, request_id) = match protocol::parse(body) {
             Ok(inbound) => (inbound.frame, inbound.request_id),
             Err((err, request_id)) => return Some(ChatError::from(err).to_frame().reply_json(request_id.as_deref())),
         };
+        metrics::frame(frame.kind());
         let result = self
             .bounded(async {
                 let caller = self.session(connection_id).await?;
                 Span::current()
                     .record("user_id", caller.user_id.as_str())
                     .record("tenant_id", caller.tenant_id.as_str());
+                metrics::tenant(&caller.tenant_id);
                 self.limit(limit_of(&frame), Subject::User(&caller)).await?;
                 self.dispatch(&caller, endpoint, frame).await
             })
@@ -376,9 +413,15 @@ impl ChatService {
         let answer = match result {
             Ok(answer) => answer,
             Err(err) => {
-                if matches!(err.code(), "internal_error" | "service_unavailable") {
+                if matches!(err.code(), ErrorCode::InternalError | ErrorCode::ServiceUnavailable) {
                     tracing::error!(error = %err, "frame failed");
                 } else {
+                    let refused = if err.code() == ErrorCode::RateLimited {
+                        Counter::RateLimited
+                    } else {
+                        Counter::FramesRefused
+                    };
+                    metrics::count(refused, 1);
                     tracing::info!(error = %err, "frame refused");
                 }
                 let reply = err.to_frame().reply_json(request_id.as_deref());
@@ -400,9 +443,12 @@ impl ChatService {
                 Err(err) => tracing::warn!(error = %err, "reply not posted ahead of the fan-out"),
             }
         }
+        metrics::observe(Histogram::AckLatency, started.elapsed());
+        let fanout_started = std::time::Instant::now();
         if let Err(err) = self.bounded(then).await {
             tracing::error!(error = %err, "fan-out after the reply failed");
         }
+        metrics::observe(Histogram::FanoutDuration, fanout_started.elapsed());
         unposted
     }
 
@@ -416,6 +462,12 @@ impl ChatService {
         let reply = match frame {
             F::Ping => ServerFrame::Pong,
             F::RefreshToken { token } => self.refresh_token(caller, &token).await?,
+            F::PinMessage { message_id } => self.pin_message(caller, endpoint, message_id).await?,
+            F::UnpinMessage { message_id } => self.unpin_message(caller, endpoint, message_id).await?,
+            F::ListPins { room_id } => self.list_pins(caller, room_id).await?,
+            F::FreezeRoom { room_id } => self.freeze_room(caller, endpoint, room_id).await?,
+            F::UnfreezeRoom { room_id } => self.unfreeze_room(caller, endpoint, room_id).await?,
+            F::SetSlowMode { room_id, seconds } => self.set_slow_mode(caller, endpoint, room_id, seconds).await?,
             F::SendMessage(req) => return self.send_message(caller, endpoint, req).await,
             F::CreateRoom(req) => self.create_room(caller, endpoint, req).await?,
             F::JoinRoom { room_id } => self.join_room(caller, endpoint, room_id).await?,
@@ -429,28 +481,34 @@ impl ChatService {
             }
             F::SetRole { room_id, user_id, role } => self.set_role(caller, endpoint, room_id, &user_id, role).await?,
             F::MuteUser { room_id, user_id, duration_seconds } => {
-                self.mute(caller, endpoint, room_id, &user_id, Some(duration_seconds)).await?
+                self.mute(caller, endpoint, room_id, &user_id, duration_seconds).await?
             }
-            F::UnmuteUser { room_id, user_id } => self.mute(caller, endpoint, room_id, &user_id, None).await?,
-            F::BanUser { room_id, user_id, reason } => {
-                self.ban(caller, endpoint, room_id, &user_id, Some(reason)).await?
-            }
-            F::UnbanUser { room_id, user_id } => self.ban(caller, endpoint, room_id, &user_id, None).await?,
+            F::UnmuteUser { room_id, user_id } => self.unmute(caller, endpoint, room_id, &user_id).await?,
+            F::BanUser { room_id, user_id, reason } => self.ban(caller, endpoint, room_id, &user_id, reason).await?,
+            F::UnbanUser { room_id, user_id } => self.unban(caller, endpoint, room_id, &user_id).await?,
             F::ListRooms { room_type } => self.list_rooms(caller, room_type).await?,
             F::GetPresence { user_ids } => self.presence_of(caller, user_ids).await?,
             F::Announce { content } => self.announce(caller, endpoint, content).await?,
             F::EditMessage { message_id, content } => self.edit_message(caller, endpoint, message_id, content).await?,
             F::DeleteMessage { message_id } => self.delete_message(caller, endpoint, message_id).await?,
             F::GetEditHistory { message_id } => self.edit_history(caller, message_id).await?,
-            F::AddReaction { message_id, emoji } => self.react(caller, endpoint, message_id, emoji, true).await?,
-            F::RemoveReaction { message_id, emoji } => self.react(caller, endpoint, message_id, emoji, false).await?,
+            F::AddReaction { message_id, emoji } => {
+                self.react(caller, endpoint, message_id, emoji, ReactionChange::Add).await?
+            }
+            F::RemoveReaction { message_id, emoji } => {
+                self.react(caller, endpoint, message_id, emoji, ReactionChange::Remove).await?
+            }
             F::GetThread { message_id, after, limit } => self.thread(caller, message_id, after, limit).await?,
             F::GetReceipts { message_id } => self.receipts(caller, message_id).await?,
             F::GetUnread => {
                 ServerFrame::Unread { rooms: self.store.unread_summary(&caller.tenant_id, &caller.user_id).await? }
             }
-            F::TypingStart { room_id } => return self.typing(caller, endpoint, room_id, true).await.map(Answer::from),
-            F::TypingStop { room_id } => return self.typing(caller, endpoint, room_id, false).await.map(Answer::from),
+            F::TypingStart { room_id } => {
+                return self.typing(caller, endpoint, room_id, Typing::Start).await.map(Answer::from)
+            }
+            F::TypingStop { room_id } => {
+                return self.typing(caller, endpoint, room_id, Typing::Stop).await.map(Answer::from)
+            }
             F::MarkRead { room_id, message_ids } => self.mark_read(caller, endpoint, room_id, &message_ids).await?,
             F::GetHistory(req) => self.history(caller, req).await?,
         };
@@ -507,17 +565,29 @@ impl ChatService {
     // ---- typing cleanup ----
 
     /// Sweeps expired typing indicators and tells their rooms `typing_stop`. Returns how many.
-    pub async fn sweep_typing(&self, endpoint: Option<&str>) -> Result<usize> {
+    /// The scheduled sweep: expired typing indicators stop, and one step of the walk over the
+    /// connection registry prunes connections that ended unnoticed. Returns the indicators stopped.
+    pub async fn sweep(&self, endpoint: Option<&str>) -> Result<usize> {
         let expired = self.store.sweep_expired_typing().await?;
         for t in &expired {
             let frame = ServerFrame::TypingStop { room_id: t.room_id, user_id: t.user_id.clone() };
             let channels = [Channel::Typing(t.room_id)];
-            self.fan_out_room(endpoint, &t.tenant_id, t.room_id, &frame, Skip::User(&t.user_id), &channels).await?;
+            self.fan_out_room(endpoint, &t.tenant_id, t.room_id, &frame, Skip::User(&t.user_id), &channels).await;
+        }
+        for (tenant_id, user_id) in self.fanout.sweep(endpoint).await? {
+            self.gone_offline(endpoint, &tenant_id, vec![user_id]).await?;
         }
         Ok(expired.len())
     }
 
     // ---- fan-out ----
+
+    /// Tells a room's members of the caller's change, on every connection but the caller's
+    /// own (which has the reply) and on the room's channel.
+    async fn tell_room(&self, endpoint: Option<&str>, caller: &Caller, room_id: Uuid, frame: &ServerFrame) {
+        let skip = Skip::Connection(&caller.connection_id);
+        self.fan_out_room(endpoint, &caller.tenant_id, room_id, frame, skip, &[Channel::Room(room_id)]).await
+    }
 
     async fn fan_out_room(
         &self,
@@ -527,27 +597,57 @@ impl ChatService {
         frame: &ServerFrame,
         skip: Skip<'_>,
         channels: &[Channel],
-    ) -> Result<()> {
-        let members = self.store.member_ids(tenant_id, room_id).await?;
-        self.deliver(endpoint, tenant_id, &members, frame, skip, channels).await
+    ) {
+        self.deliver(endpoint, tenant_id, Audience::Room(room_id), frame, skip, channels).await
     }
 
-    /// Posts the frame to every connection of the users and publishes it on the channels.
+    /// Posts the frame to every connection of the audience and publishes it on the channels,
+    /// then tells of the users its posts took offline. It follows a committed change, so a
+    /// failure is logged, never the request's: clients catch up from history and positions.
     async fn deliver(
         &self,
         endpoint: Option<&str>,
         tenant_id: &str,
-        users: &[String],
+        audience: Audience<'_>,
         frame: &ServerFrame,
         skip: Skip<'_>,
         channels: &[Channel],
-    ) -> Result<()> {
+    ) {
+        let told = async {
+            let offline = self.broadcast(endpoint, tenant_id, audience, frame, skip, channels).await?;
+            self.gone_offline(endpoint, tenant_id, offline).await
+        };
+        if let Err(err) = told.await {
+            tracing::warn!(error = %err, "fan-out after a committed change failed");
+        }
+    }
+
+    /// Posts the frame to every connection of the audience and publishes it on the channels;
+    /// returns the users its posts took offline.
+    async fn broadcast(
+        &self,
+        endpoint: Option<&str>,
+        tenant_id: &str,
+        audience: Audience<'_>,
+        frame: &ServerFrame,
+        skip: Skip<'_>,
+        channels: &[Channel],
+    ) -> Result<Vec<String>> {
         let payload: Payload = frame.to_json().into();
-        let (delivered, ()) = tokio::join!(
-            self.fanout.to_users(endpoint, tenant_id, users, &payload, skip, None),
+        let (offline, ()) = tokio::join!(
+            self.fanout.to(endpoint, tenant_id, audience, &payload, skip, None),
             self.publish(tenant_id, channels, frame)
         );
-        Ok(delivered?)
+        Ok(offline?)
+    }
+
+    /// Empties the room's recent-message cache after a committed change. A failure is only
+    /// logged: the room's change count in Postgres already keeps the cache from serving the
+    /// page it would have emptied.
+    async fn uncache(&self, room_id: Uuid) {
+        if let Err(err) = self.cache.invalidate(room_id).await {
+            tracing::warn!(error = %err, %room_id, "recent-message cache not emptied");
+        }
     }
 
     async fn publish(&self, tenant_id: &str, channels: &[Channel], frame: &ServerFrame) {
@@ -579,7 +679,7 @@ mod tests {
     fn internal_errors_do_not_leak_details() {
         let frame = ChatError::Fanout(FanoutError::NoEndpoint).to_frame();
         assert!(
-            matches!(frame, ServerFrame::Error { code: "internal_error", ref message, .. } if message == "internal error")
+            matches!(frame, ServerFrame::Error { code: ErrorCode::InternalError, ref message, .. } if message == "internal error")
         );
         assert_eq!(ChatError::PermissionDenied("x".into()).http_status(), 403);
     }

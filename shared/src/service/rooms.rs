@@ -4,18 +4,20 @@
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::validate::{self, MAX_DESCRIPTION_CHARS, MAX_INITIAL_MEMBERS, MAX_NAME_CHARS, MAX_USERS_PER_FRAME};
-use super::{ChatError, ChatService, Result, Skip};
+use super::validate::{
+    self, MAX_DESCRIPTION_CHARS, MAX_INITIAL_MEMBERS, MAX_MUTE_SECS, MAX_NAME_CHARS, MAX_USERS_PER_FRAME,
+};
+use super::{Audience, ChatError, ChatService, Result, Skip};
 use crate::channels::Channel;
 use crate::model::{Caller, Role, Room, RoomType};
 use crate::protocol::{CreateRoom, PresenceInfo, PresenceStatus, ServerFrame};
 use crate::store::{Membership, NewRoom};
+use crate::webhooks::Event;
 
 const DEFAULT_MUTE_SECS: u64 = 3600;
-const MAX_MUTE_SECS: u64 = 30 * 24 * 3600;
 
 /// Refuses unless the member holds at least `min`.
-fn require(membership: &Membership, min: Role, action: &str) -> Result<()> {
+pub(super) fn require(membership: &Membership, min: Role, action: &str) -> Result<()> {
     if membership.role.rank() < min.rank() {
         return Err(ChatError::PermissionDenied(format!("{action} needs the {} role in this room", min.as_str())));
     }
@@ -80,6 +82,9 @@ impl ChatService {
         if let Some(description) = &req.description {
             validate::check_len("description", description, MAX_DESCRIPTION_CHARS)?;
         }
+        if let Some(id) = &req.client_room_id {
+            validate::check_id("client_room_id", id)?;
+        }
         let new = NewRoom {
             name: &name,
             description: req.description.as_deref(),
@@ -87,14 +92,14 @@ impl ChatService {
             // Direct rooms are for their pair; support rooms for the customer and the agents.
             is_private: req.is_private || matches!(req.room_type, RoomType::Direct | RoomType::Support),
             members: &members,
+            client_room_id: req.client_room_id.as_deref(),
         };
         let (room, created) = self.store.create_room(caller, new).await?;
         let room_id = room.id;
         let participants = self.store.participants(&caller.tenant_id, room_id).await?;
         let frame = ServerFrame::RoomCreated { room, participants };
         if created {
-            let skip = Skip::Connection(&caller.connection_id);
-            self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, skip, &[Channel::Room(room_id)]).await?;
+            self.tell_room(endpoint, caller, room_id, &frame).await;
         }
         Ok(frame)
     }
@@ -121,9 +126,7 @@ impl ChatService {
                     user_id: caller.user_id.clone(),
                     display_name: caller.display_name.clone(),
                 };
-                let skip = Skip::Connection(&caller.connection_id);
-                self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, skip, &[Channel::Room(room_id)])
-                    .await?;
+                self.tell_room(endpoint, caller, room_id, &frame).await;
                 self.system_message(endpoint, caller, room_id, format!("{} joined", caller.display_name)).await?;
             }
         }
@@ -141,7 +144,7 @@ impl ChatService {
         if self.store.remove_participant(&caller.tenant_id, room_id, &caller.user_id).await? {
             let frame = ServerFrame::UserLeft { room_id, user_id: caller.user_id.clone() };
             self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, Skip::Nobody, &[Channel::Room(room_id)])
-                .await?;
+                .await;
             self.system_message(endpoint, caller, room_id, format!("{} left", caller.display_name)).await?;
         }
         Ok(ServerFrame::RoomLeft { room_id })
@@ -173,8 +176,7 @@ impl ChatService {
             .await?
             .ok_or(ChatError::NotFound("room"))?;
         let frame = ServerFrame::RoomUpdated { room };
-        let skip = Skip::Connection(&caller.connection_id);
-        self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, skip, &[Channel::Room(room_id)]).await?;
+        self.tell_room(endpoint, caller, room_id, &frame).await;
         Ok(frame)
     }
 
@@ -201,12 +203,10 @@ impl ChatService {
         if !added.is_empty() {
             let participants = self.store.participants(&caller.tenant_id, room_id).await?;
             let welcome = ServerFrame::AddedToRoom { room, participants, added_by: caller.user_id.clone() };
-            self.deliver(endpoint, &caller.tenant_id, &added, &welcome, Skip::Nobody, &[]).await?;
+            self.deliver(endpoint, &caller.tenant_id, Audience::Users(&added), &welcome, Skip::Nobody, &[]).await;
             for user in &added {
                 let joined = ServerFrame::UserJoined { room_id, user_id: user.clone(), display_name: user.clone() };
-                let skip = Skip::Connection(&caller.connection_id);
-                self.fan_out_room(endpoint, &caller.tenant_id, room_id, &joined, skip, &[Channel::Room(room_id)])
-                    .await?;
+                self.tell_room(endpoint, caller, room_id, &joined).await;
             }
             let text = format!("{} added {}", caller.display_name, added.join(", "));
             self.system_message(endpoint, caller, room_id, text).await?;
@@ -224,7 +224,7 @@ impl ChatService {
         self.moderate(caller, room_id, user_id, Role::Moderator, "remove", false).await?;
         self.store.remove_participant(&caller.tenant_id, room_id, user_id).await?;
         let frame = ServerFrame::UserRemoved { room_id, user_id: user_id.into(), by: caller.user_id.clone() };
-        self.tell_room_and(endpoint, caller, room_id, user_id, &frame).await?;
+        self.tell_room_and(endpoint, caller, room_id, user_id, &frame).await;
         self.system_message(endpoint, caller, room_id, format!("{user_id} was removed by {}", caller.display_name))
             .await?;
         Ok(frame)
@@ -253,72 +253,94 @@ impl ChatService {
         }
         self.store.set_role(&caller.tenant_id, room_id, user_id, role).await?;
         let frame = ServerFrame::RoleChanged { room_id, user_id: user_id.into(), role, by: caller.user_id.clone() };
-        let skip = Skip::Connection(&caller.connection_id);
-        self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, skip, &[Channel::Room(room_id)]).await?;
+        self.tell_room(endpoint, caller, room_id, &frame).await;
         let text = format!("{user_id} is now {} (set by {})", role.as_str(), caller.display_name);
         self.system_message(endpoint, caller, room_id, text).await?;
         Ok(frame)
     }
 
-    /// Mutes for `duration` (Some(None): the default), or unmutes with None.
+    /// Mutes for `duration` seconds (unset: the default).
     pub(super) async fn mute(
         &self,
         caller: &Caller,
         endpoint: Option<&str>,
         room_id: Uuid,
         user_id: &str,
-        duration: Option<Option<u64>>,
+        duration: Option<u64>,
     ) -> Result<ServerFrame> {
-        let action = if duration.is_some() { "mute" } else { "unmute" };
-        self.moderate(caller, room_id, user_id, Role::Moderator, action, false).await?;
-        let (until, frame) = match duration {
-            Some(secs) => {
-                let secs = secs.unwrap_or(DEFAULT_MUTE_SECS);
-                if !(1..=MAX_MUTE_SECS).contains(&secs) {
-                    return Err(ChatError::Invalid(format!("duration_seconds must be 1-{MAX_MUTE_SECS}")));
-                }
-                let until = Utc::now() + chrono::Duration::seconds(secs as i64);
-                (
-                    Some(until),
-                    ServerFrame::UserMuted { room_id, user_id: user_id.into(), until, by: caller.user_id.clone() },
-                )
-            }
-            None => (None, ServerFrame::UserUnmuted { room_id, user_id: user_id.into(), by: caller.user_id.clone() }),
-        };
+        self.moderate(caller, room_id, user_id, Role::Moderator, "mute", false).await?;
+        let secs = duration.unwrap_or(DEFAULT_MUTE_SECS);
+        if !(1..=MAX_MUTE_SECS).contains(&secs) {
+            return Err(ChatError::Invalid(format!("duration_seconds must be 1-{MAX_MUTE_SECS}")));
+        }
+        let until = Utc::now() + chrono::Duration::seconds(secs as i64);
+        let frame = ServerFrame::UserMuted { room_id, user_id: user_id.into(), until, by: caller.user_id.clone() };
+        self.set_muted_until(caller, endpoint, room_id, user_id, Some(until), frame).await
+    }
+
+    pub(super) async fn unmute(
+        &self,
+        caller: &Caller,
+        endpoint: Option<&str>,
+        room_id: Uuid,
+        user_id: &str,
+    ) -> Result<ServerFrame> {
+        self.moderate(caller, room_id, user_id, Role::Moderator, "unmute", false).await?;
+        let frame = ServerFrame::UserUnmuted { room_id, user_id: user_id.into(), by: caller.user_id.clone() };
+        self.set_muted_until(caller, endpoint, room_id, user_id, None, frame).await
+    }
+
+    /// Stores the mute's end (None: none) and tells the room with `frame`.
+    async fn set_muted_until(
+        &self,
+        caller: &Caller,
+        endpoint: Option<&str>,
+        room_id: Uuid,
+        user_id: &str,
+        until: Option<chrono::DateTime<Utc>>,
+        frame: ServerFrame,
+    ) -> Result<ServerFrame> {
         self.store.set_muted_until(&caller.tenant_id, room_id, user_id, until).await?;
-        let skip = Skip::Connection(&caller.connection_id);
-        self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, skip, &[Channel::Room(room_id)]).await?;
+        self.tell_room(endpoint, caller, room_id, &frame).await;
         Ok(frame)
     }
 
-    /// Bans with a reason (Some), or lifts the ban (None).
     pub(super) async fn ban(
         &self,
         caller: &Caller,
         endpoint: Option<&str>,
         room_id: Uuid,
         user_id: &str,
-        reason: Option<Option<String>>,
+        reason: Option<String>,
     ) -> Result<ServerFrame> {
-        let Some(reason) = reason else {
-            self.moderate(caller, room_id, user_id, Role::Moderator, "unban", true).await?;
-            if !self.store.unban(&caller.tenant_id, room_id, user_id).await? {
-                return Err(ChatError::NotFound("ban"));
-            }
-            let frame = ServerFrame::UserUnbanned { room_id, user_id: user_id.into(), by: caller.user_id.clone() };
-            let skip = Skip::Connection(&caller.connection_id);
-            self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, skip, &[Channel::Room(room_id)]).await?;
-            return Ok(frame);
-        };
         if let Some(reason) = &reason {
             validate::check_len("reason", reason, MAX_DESCRIPTION_CHARS)?;
         }
         self.moderate(caller, room_id, user_id, Role::Moderator, "ban", true).await?;
         self.store.ban(caller, room_id, user_id, reason.as_deref()).await?;
         let frame = ServerFrame::UserBanned { room_id, user_id: user_id.into(), by: caller.user_id.clone(), reason };
-        self.tell_room_and(endpoint, caller, room_id, user_id, &frame).await?;
+        self.tell_room_and(endpoint, caller, room_id, user_id, &frame).await;
         self.system_message(endpoint, caller, room_id, format!("{user_id} was banned by {}", caller.display_name))
             .await?;
+        let mut data = serde_json::to_value(&frame).expect("frames serialize");
+        data.as_object_mut().expect("an object").remove("type");
+        self.webhooks.emit(&caller.tenant_id, Event::MemberBanned, Uuid::now_v7(), data).await;
+        Ok(frame)
+    }
+
+    pub(super) async fn unban(
+        &self,
+        caller: &Caller,
+        endpoint: Option<&str>,
+        room_id: Uuid,
+        user_id: &str,
+    ) -> Result<ServerFrame> {
+        self.moderate(caller, room_id, user_id, Role::Moderator, "unban", true).await?;
+        if !self.store.unban(&caller.tenant_id, room_id, user_id).await? {
+            return Err(ChatError::NotFound("ban"));
+        }
+        let frame = ServerFrame::UserUnbanned { room_id, user_id: user_id.into(), by: caller.user_id.clone() };
+        self.tell_room(endpoint, caller, room_id, &frame).await;
         Ok(frame)
     }
 
@@ -330,12 +352,10 @@ impl ChatService {
         room_id: Uuid,
         user_id: &str,
         frame: &ServerFrame,
-    ) -> Result<()> {
-        let mut users = self.store.member_ids(&caller.tenant_id, room_id).await?;
-        users.push(user_id.to_string());
+    ) {
+        self.tell_room(endpoint, caller, room_id, frame).await;
         let skip = Skip::Connection(&caller.connection_id);
-        self.deliver(endpoint, &caller.tenant_id, &users, frame, skip, &[Channel::Room(room_id)]).await?;
-        Ok(())
+        self.deliver(endpoint, &caller.tenant_id, Audience::Users(&[user_id.to_string()]), frame, skip, &[]).await
     }
 
     pub(super) async fn list_rooms(&self, caller: &Caller, room_type: Option<RoomType>) -> Result<ServerFrame> {
@@ -374,19 +394,8 @@ impl ChatService {
         }
         validate::check_text(&content)?;
         let frame = ServerFrame::Announcement { content, from: caller.user_id.clone(), sent_at: Utc::now() };
-        let payload = frame.to_json().into();
-        let connections: Vec<String> = self
-            .presence
-            .tenant_connections(&caller.tenant_id)
-            .await?
-            .into_iter()
-            .filter(|c| *c != caller.connection_id)
-            .collect();
-        let (posted, ()) = tokio::join!(
-            self.fanout.to_connections(endpoint, &caller.tenant_id, &connections, &payload),
-            self.publish(&caller.tenant_id, &[Channel::Global], &frame)
-        );
-        posted?;
+        let skip = Skip::Connection(&caller.connection_id);
+        self.deliver(endpoint, &caller.tenant_id, Audience::Tenant, &frame, skip, &[Channel::Global]).await;
         Ok(frame)
     }
 }

@@ -14,7 +14,15 @@ pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_ATTACHMENTS: usize = 10;
 /// Attachments are links to files stored elsewhere; this bounds what a client may claim.
 pub const MAX_ATTACHMENT_BYTES: i64 = 100 * 1024 * 1024;
+pub const MAX_URL_CHARS: usize = 2048;
+pub const MAX_FILE_NAME_CHARS: usize = 255;
+pub const MAX_MIME_CHARS: usize = 127;
 pub const MAX_EMOJI_CHARS: usize = 16;
+pub const MAX_MUTE_SECS: u64 = 30 * 24 * 3600;
+/// Slow mode's longest interval: an hour.
+pub const MAX_SLOW_MODE_SECS: i32 = 3600;
+/// Pinned messages a room holds at most.
+pub const MAX_PINS: i64 = 50;
 
 pub fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
     if value.chars().count() > max {
@@ -48,16 +56,17 @@ pub fn check_text(content: &str) -> Result<()> {
 
 pub fn check_attachment(a: &Attachment) -> Result<()> {
     let scheme_ok = a.url.starts_with("https://") || a.url.starts_with("http://");
-    if !scheme_ok || a.url.len() > 2048 || a.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(ChatError::Invalid("attachment url must be an http(s) URL of at most 2048 characters".into()));
+    if !scheme_ok || a.url.len() > MAX_URL_CHARS || a.url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let reason = format!("attachment url must be an http(s) URL of at most {MAX_URL_CHARS} characters");
+        return Err(ChatError::Invalid(reason));
     }
-    if a.name.trim().is_empty() || a.name.chars().count() > 255 {
-        return Err(ChatError::Invalid("attachment name must be 1-255 characters".into()));
+    if a.name.trim().is_empty() || a.name.chars().count() > MAX_FILE_NAME_CHARS {
+        return Err(ChatError::Invalid(format!("attachment name must be 1-{MAX_FILE_NAME_CHARS} characters")));
     }
     if !(0..=MAX_ATTACHMENT_BYTES).contains(&a.size) {
         return Err(ChatError::Invalid(format!("attachment size must be 0-{MAX_ATTACHMENT_BYTES} bytes")));
     }
-    let mime_ok = a.mime_type.len() <= 127
+    let mime_ok = a.mime_type.len() <= MAX_MIME_CHARS
         && a.mime_type.split_once('/').is_some_and(|(t, s)| {
             let token =
                 |x: &str| !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || "!#$&^_.+-".contains(c));

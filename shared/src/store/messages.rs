@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::{Prepared, Store, StoreError};
-use crate::model::{Caller, Edit, Message, MessageType, Reaction, Unread};
+use super::sql::{Conn, Typed};
+use super::{Store, StoreError};
+use crate::model::{Caller, Edit, Message, MessageType, Reaction, RoomHead, Unread};
 use crate::protocol::Cursor;
 
 pub struct NewMessage<'a> {
@@ -25,9 +26,8 @@ pub struct NewMessage<'a> {
 }
 
 pub enum Inserted {
-    /// Stored; `members` are the room's members at that moment, `mentioned` those of them it
-    /// mentions (the sender never).
-    New { message: Message, members: Vec<String>, mentioned: Vec<String> },
+    /// Stored; `mentioned` are the members it mentions (the sender never).
+    New { message: Message, mentioned: Vec<String> },
     /// The sender's `client_msg_id` was stored before: this is that message.
     Duplicate(Message),
     /// `reply_to` names no message of the room.
@@ -43,6 +43,15 @@ pub struct ReadResult {
     pub moved: bool,
 }
 
+/// What an edit did.
+pub enum Edited {
+    Done(Box<Message>),
+    /// The message keeps the most earlier versions it may already.
+    Full,
+    /// The message is no longer in Postgres (archived).
+    Gone,
+}
+
 /// A member's read position in a room, and when it last moved (their join time if never).
 pub struct ReadPosition {
     pub user_id: String,
@@ -54,9 +63,66 @@ pub struct ReadPosition {
 /// long messages with many versions would otherwise be hundreds of megabytes.
 const EXPORT_PAGE_BYTES: i64 = 1024 * 1024;
 
-const MESSAGE_COLUMNS: &str =
+pub(super) const MESSAGE_COLUMNS: &str =
     "id, seq, room_seq, room_id, sender_id, sender_name, message_type, content, attachments, \
      mentions, reply_to, reply_count, client_msg_id, created_at, edited_at, deleted_at, deleted_by";
+
+/// The statement that stores a message: one statement, one round trip, with only the parts this
+/// message needs (each is planned and run on every insert: most messages are no reply, carry no
+/// mention, and many no `client_msg_id`). `next` locks the room's counter row until commit, and
+/// the message's `seq` is drawn after it (the insert reads its row from `next`): within a room,
+/// messages commit in `seq` order, so a reader who has seen `seq` n has seen every earlier one.
+/// A reply locks its parent, so an archive step holding the parent is waited for (and the parent
+/// is then gone) and one that comes later archives the new count. Every variant names all eleven
+/// parameters (the insert does), so they bind alike.
+fn insert_statement(reply: bool, client_msg_id: bool, mentions: bool) -> String {
+    let parent_exists = if reply {
+        "AND EXISTS (SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND room_id = $3 AND id = $10 FOR KEY SHARE)"
+    } else {
+        ""
+    };
+    let (not_retried, on_conflict) = if client_msg_id {
+        (
+            "AND NOT EXISTS (SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND sender_id = $4 AND client_msg_id = $11)",
+            "ON CONFLICT (tenant_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING",
+        )
+    } else {
+        ("", "")
+    };
+    let parent = if reply {
+        ", parent AS (UPDATE chat_messages SET reply_count = reply_count + 1
+                      WHERE tenant_id = $2 AND id = $10 AND EXISTS (SELECT 1 FROM m))"
+    } else {
+        ""
+    };
+    let (mentioned, mentioned_ids) = if mentions {
+        (
+            ", mentioned AS (
+                 INSERT INTO chat_mentions (tenant_id, room_id, user_id, seq, message_id)
+                 SELECT $2, $3, p.user_id, m.seq, m.id FROM m
+                 JOIN chat_room_participants p ON p.tenant_id = $2 AND p.room_id = $3 AND p.user_id = ANY($9)
+                 WHERE p.user_id <> $4 AND m.message_type <> 'system'
+                 RETURNING user_id)",
+            "(SELECT array_agg(user_id) FROM mentioned)",
+        )
+    } else {
+        ("", "NULL::text[]")
+    };
+    format!(
+        "WITH next AS (
+             UPDATE chat_rooms SET last_seq = last_seq + 1
+             WHERE tenant_id = $2 AND id = $3 {parent_exists} {not_retried}
+             RETURNING last_seq),
+         m AS (
+             INSERT INTO chat_messages (id, tenant_id, room_id, room_seq, sender_id, sender_name,
+                                        message_type, content, attachments, mentions, reply_to,
+                                        client_msg_id)
+             SELECT $1, $2, $3, next.last_seq, $4, $5, $6, $7, $8, $9, $10, $11 FROM next
+             {on_conflict}
+             RETURNING {MESSAGE_COLUMNS}) {parent} {mentioned}
+         SELECT m.*, {mentioned_ids} AS mentioned_ids FROM (SELECT 1) one LEFT JOIN m ON true"
+    )
+}
 
 /// The statements whose plans matter at volume, public so the query-plan test
 /// (`tests/tests/partitioning.rs`) EXPLAINs exactly what runs.
@@ -103,7 +169,8 @@ pub mod statements {
     }
 
     /// $1 tenant, $2 user, $3 a room or NULL for all theirs: each room's unread and mention
-    /// counts from the user's read position (each at most one more than the cap).
+    /// counts from the user's read position (each at most one more than the cap), and the
+    /// room's newest `seq` in the same snapshot (a room's messages commit in `seq` order).
     pub fn unread() -> String {
         format!(
             "SELECT p.room_id, {unread} AS unread,
@@ -111,8 +178,12 @@ pub mod statements {
                          SELECT 1 FROM chat_mentions k
                          WHERE k.tenant_id = $1 AND k.user_id = $2 AND k.room_id = p.room_id
                            AND k.seq > p.last_read_seq
-                         LIMIT {limit}) c) AS mentions
+                         LIMIT {limit}) c) AS mentions,
+                    COALESCE(h.seq, 0), COALESCE(h.room_seq, 0)
              FROM chat_room_participants p
+             LEFT JOIN LATERAL (SELECT m.seq, m.room_seq FROM chat_messages m
+                                WHERE m.tenant_id = $1 AND m.room_id = p.room_id
+                                ORDER BY m.seq DESC LIMIT 1) h ON true
              WHERE p.tenant_id = $1 AND p.user_id = $2 AND ($3::uuid IS NULL OR p.room_id = $3)
              ORDER BY p.room_id",
             unread = unread_after("p.last_read_seq", "$2"),
@@ -121,7 +192,7 @@ pub mod statements {
     }
 }
 
-fn message_from_row(row: &Row) -> Result<Message, StoreError> {
+pub(super) fn message_from_row(row: &Row) -> Result<Message, StoreError> {
     let kind: String = row.get("message_type");
     let attachments: serde_json::Value = row.get("attachments");
     Ok(Message {
@@ -150,52 +221,23 @@ fn messages_from_rows(rows: &[Row]) -> Result<Vec<Message>, StoreError> {
     rows.iter().map(message_from_row).collect()
 }
 
+/// A change to one user's reaction on a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReactionChange {
+    Add,
+    Remove,
+}
+
 impl Store {
     /// Stores a message as the next of its room's sequence; a reply also counts on its parent,
     /// which must be in the same room. Mentions of members are recorded for their mention counts.
     /// A `client_msg_id` the sender already used returns the stored message instead of a copy.
     pub async fn insert_message(&self, sender: &Caller, new: NewMessage<'_>) -> Result<Inserted, StoreError> {
-        // One statement, one round trip. `next` locks the room's counter row until commit, and
-        // the message's `seq` is drawn after it (the insert reads its row from `next`): within a
-        // room, messages commit in `seq` order, so a reader who has seen `seq` n has seen every
-        // earlier one.
         let row = self
             .client()
             .await?
             .query_one_cached(
-                &format!(
-                    "WITH next AS (
-                         UPDATE chat_rooms SET last_seq = last_seq + 1
-                         WHERE tenant_id = $2 AND id = $3
-                           AND ($10::uuid IS NULL OR EXISTS (
-                               SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND room_id = $3 AND id = $10))
-                           AND NOT EXISTS (
-                               SELECT 1 FROM chat_messages
-                               WHERE tenant_id = $2 AND sender_id = $4 AND client_msg_id = $11)
-                         RETURNING last_seq),
-                     m AS (
-                         INSERT INTO chat_messages (id, tenant_id, room_id, room_seq, sender_id, sender_name,
-                                                    message_type, content, attachments, mentions, reply_to,
-                                                    client_msg_id)
-                         SELECT $1, $2, $3, next.last_seq, $4, $5, $6, $7, $8, $9, $10, $11 FROM next
-                         ON CONFLICT (tenant_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING
-                         RETURNING {MESSAGE_COLUMNS}),
-                     parent AS (
-                         UPDATE chat_messages SET reply_count = reply_count + 1
-                         WHERE tenant_id = $2 AND id = $10 AND EXISTS (SELECT 1 FROM m)),
-                     members AS (
-                         SELECT user_id FROM chat_room_participants
-                         WHERE tenant_id = $2 AND room_id = $3 AND EXISTS (SELECT 1 FROM m)),
-                     mentioned AS (
-                         INSERT INTO chat_mentions (tenant_id, room_id, user_id, seq, message_id)
-                         SELECT $2, $3, members.user_id, m.seq, m.id FROM m, members
-                         WHERE members.user_id = ANY($9) AND members.user_id <> $4 AND m.message_type <> 'system'
-                         RETURNING user_id)
-                     SELECT m.*,
-                            (SELECT array_agg(user_id) FROM members) AS member_ids,
-                            (SELECT array_agg(user_id) FROM mentioned) AS mentioned_ids
-                     FROM (SELECT 1) one LEFT JOIN m ON true"
-                ),
+                &insert_statement(new.reply_to.is_some(), new.client_msg_id.is_some(), !new.mentions.is_empty()),
                 &[
                     &Uuid::now_v7(),
                     &sender.tenant_id,
@@ -229,11 +271,10 @@ impl Store {
                 None => Inserted::ParentMissing,
             });
         }
-        let ids = |column: &str| row.get::<_, Option<Vec<String>>>(column).unwrap_or_default();
+        crate::metrics::count(crate::metrics::Counter::MessagesStored, 1);
         Ok(Inserted::New {
             message: message_from_row(&row)?,
-            members: ids("member_ids"),
-            mentioned: ids("mentioned_ids"),
+            mentioned: row.get::<_, Option<Vec<String>>>("mentioned_ids").unwrap_or_default(),
         })
     }
 
@@ -350,45 +391,50 @@ impl Store {
         Ok(map)
     }
 
-    /// Adds (true) or removes (false) the user's reaction; returns whether anything changed.
+    /// Adds or removes the user's reaction; returns whether anything changed,
+    /// None when the message is no longer in Postgres (archived). Either way the message row is
+    /// locked first, so an archive step that holds it is waited for.
     pub async fn set_reaction(
         &self,
         tenant_id: &str,
         message_id: Uuid,
         user_id: &str,
         emoji: &str,
-        on: bool,
-    ) -> Result<bool, StoreError> {
-        let client = self.client().await?;
-        let n = if on {
-            client
-                .execute_cached(
-                    "INSERT INTO chat_message_reactions (message_id, tenant_id, user_id, emoji)
-                     VALUES ($2, $1, $3, $4) ON CONFLICT DO NOTHING",
-                    &[&tenant_id, &message_id, &user_id, &emoji],
-                )
-                .await?
-        } else {
-            client
-                .execute_cached(
-                    "DELETE FROM chat_message_reactions
-                     WHERE tenant_id = $1 AND message_id = $2 AND user_id = $3 AND emoji = $4",
-                    &[&tenant_id, &message_id, &user_id, &emoji],
-                )
-                .await?
+        change: ReactionChange,
+    ) -> Result<Option<bool>, StoreError> {
+        let change = match change {
+            ReactionChange::Add => {
+                "INSERT INTO chat_message_reactions (message_id, tenant_id, user_id, emoji)
+             SELECT id, $1, $3, $4 FROM m ON CONFLICT DO NOTHING RETURNING 1"
+            }
+            ReactionChange::Remove => {
+                "DELETE FROM chat_message_reactions r USING m
+             WHERE r.tenant_id = $1 AND r.message_id = m.id AND r.user_id = $3 AND r.emoji = $4 RETURNING 1"
+            }
         };
-        Ok(n == 1)
+        let row = self
+            .client()
+            .await?
+            .query_one_cached(
+                &format!(
+                    "WITH m AS (SELECT id FROM chat_messages WHERE tenant_id = $1 AND id = $2 FOR KEY SHARE),
+                     changed AS ({change})
+                     SELECT EXISTS (SELECT 1 FROM m), EXISTS (SELECT 1 FROM changed)"
+                ),
+                &[&tenant_id, &message_id, &user_id, &emoji],
+            )
+            .await?;
+        Ok(row.get::<_, bool>(0).then(|| row.get(1)))
     }
 
-    /// Replaces the content, keeping the previous one as a numbered version; None when the
-    /// message already keeps `max_versions` of them.
+    /// Replaces the content, keeping the previous one as a numbered version.
     pub async fn edit_message(
         &self,
         editor: &Caller,
         message_id: Uuid,
         content: &str,
         max_versions: i64,
-    ) -> Result<Option<Message>, StoreError> {
+    ) -> Result<Edited, StoreError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let kept = tx
@@ -404,7 +450,14 @@ impl Store {
             )
             .await?;
         if kept == 0 {
-            return Ok(None);
+            // Locked and counted, or not there: archived since the caller found it.
+            let there = tx
+                .query_opt_cached(
+                    "SELECT 1 FROM chat_messages WHERE tenant_id = $1 AND id = $2",
+                    &[&editor.tenant_id, &message_id],
+                )
+                .await?;
+            return Ok(if there.is_some() { Edited::Full } else { Edited::Gone });
         }
         let row = tx
             .query_one_cached(
@@ -416,7 +469,7 @@ impl Store {
             )
             .await?;
         tx.commit().await?;
-        message_from_row(&row).map(Some)
+        message_from_row(&row).map(|m| Edited::Done(Box::new(m)))
     }
 
     /// Earlier versions of a message, oldest first. Each holds the content as it was until the
@@ -481,7 +534,12 @@ impl Store {
         room_id: Option<Uuid>,
     ) -> Result<Vec<Unread>, StoreError> {
         let rows = self.client().await?.query_cached(&statements::unread(), &[&tenant_id, &user_id, &room_id]).await?;
-        Ok(rows.iter().map(|r| Unread::counted(r.get(0), r.get(1), r.get(2))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Unread::counted(r.get(0), r.get(1), r.get(2), RoomHead { last_seq: r.get(3), last_room_seq: r.get(4) })
+            })
+            .collect())
     }
 
     /// Moves the user's read position in the room up to the newest of the messages named (or to
@@ -519,7 +577,7 @@ impl Store {
             .unread(&reader.tenant_id, &reader.user_id, Some(room_id))
             .await?
             .pop()
-            .unwrap_or(Unread::counted(room_id, 0, 0));
+            .unwrap_or(Unread::counted(room_id, 0, 0, RoomHead::default()));
         Ok(ReadResult {
             message_ids: row.get::<_, Option<Vec<Uuid>>>(0).unwrap_or_default(),
             unread,
@@ -547,65 +605,74 @@ impl Store {
         Ok(row.get(0))
     }
 
-    /// The next messages of an export (or an archive run: those created before
-    /// `created_before`) in `seq` order, each a JSON object with everything kept
-    /// about it: deleted content (marked), edits, reactions, receipts and who has read it.
-    /// At most `limit` records and `EXPORT_PAGE_BYTES` of them, but always one: a page holding
-    /// nothing would not move the cursor.
+    /// The next messages of an export after `after_seq`, as [`export_records`] reads them.
     pub async fn export_page(
         &self,
         tenant_id: &str,
         room_id: Option<Uuid>,
         after_seq: i64,
-        created_before: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<(i64, String)>, StoreError> {
-        let rows = self
-            .client()
-            .await?
-            .query_cached(
-                "SELECT seq, record FROM (
-                 SELECT seq, record, sum(octet_length(record)) OVER (ORDER BY seq) AS upto FROM (
-                 SELECT m.seq, json_build_object(
-                     'id', m.id, 'seq', m.seq, 'room_seq', m.room_seq, 'room_id', m.room_id, 'sender_id', m.sender_id,
-                     'sender_name', m.sender_name, 'message_type', m.message_type, 'content', m.content,
-                     'attachments', m.attachments, 'mentions', m.mentions, 'reply_to', m.reply_to,
-                     'reply_count', m.reply_count, 'created_at', m.created_at, 'edited_at', m.edited_at,
-                     'deleted', m.deleted_at IS NOT NULL, 'deleted_at', m.deleted_at, 'deleted_by', m.deleted_by,
-                     'edits', COALESCE((
-                         SELECT json_agg(json_build_object('version', e.version, 'content', e.content,
-                                                           'edited_by', e.edited_by, 'edited_at', e.edited_at)
-                                         ORDER BY e.version)
-                         FROM chat_message_edits e WHERE e.tenant_id = $1 AND e.message_id = m.id), '[]'),
-                     'reactions', COALESCE((
-                         SELECT json_agg(json_build_object('user_id', r.user_id, 'emoji', r.emoji,
-                                                           'created_at', r.created_at)
-                                         ORDER BY r.created_at, r.user_id)
-                         FROM chat_message_reactions r WHERE r.tenant_id = $1 AND r.message_id = m.id), '[]'),
-                     -- From read positions: a member who has read it has had it delivered. Export
-                     -- adds those whose delivery position alone reaches it (Redis).
-                     'receipts', COALESCE((
-                         SELECT json_agg(json_build_object('user_id', p.user_id,
-                                                           'delivered_at', COALESCE(p.last_read_at, p.joined_at),
-                                                           'read_at', COALESCE(p.last_read_at, p.joined_at))
-                                         ORDER BY p.user_id)
-                         FROM chat_room_participants p
-                         WHERE p.tenant_id = $1 AND p.room_id = m.room_id AND p.last_read_seq >= m.seq
-                           AND p.user_id <> m.sender_id), '[]'),
-                     'read_by', COALESCE((
-                         SELECT json_agg(p.user_id ORDER BY p.user_id) FROM chat_room_participants p
-                         WHERE p.tenant_id = $1 AND p.room_id = m.room_id AND p.last_read_seq >= m.seq
-                           AND p.user_id <> m.sender_id), '[]')
-                 )::text AS record
-                 FROM chat_messages m
-                 WHERE m.tenant_id = $1 AND ($2::uuid IS NULL OR m.room_id = $2) AND m.seq > $3
-                   AND ($5::timestamptz IS NULL OR m.created_at < $5)
-                 ORDER BY m.seq LIMIT $4) page) sized
-                 WHERE upto <= $6 OR upto = octet_length(record)
-                 ORDER BY seq",
-                &[&tenant_id, &room_id, &after_seq, &limit, &created_before, &EXPORT_PAGE_BYTES],
-            )
-            .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+        export_records(&self.client().await?, tenant_id, room_id, after_seq, None, limit).await
     }
+}
+
+/// The next messages of an export (or an archive step: those created before
+/// `created_before`) in `seq` order, each a JSON object with everything kept
+/// about it: deleted content (marked), edits, reactions, receipts and who has read it.
+/// At most `limit` records and `EXPORT_PAGE_BYTES` of them, but always one: a page holding
+/// nothing would not move the cursor.
+pub(super) async fn export_records(
+    client: &Conn<impl Typed + Send + Sync>,
+    tenant_id: &str,
+    room_id: Option<Uuid>,
+    after_seq: i64,
+    created_before: Option<DateTime<Utc>>,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    let rows = client
+        .query_cached(
+            "SELECT seq, record FROM (
+         SELECT seq, record, sum(octet_length(record)) OVER (ORDER BY seq) AS upto FROM (
+         SELECT m.seq, json_build_object(
+             'id', m.id, 'seq', m.seq, 'room_seq', m.room_seq, 'room_id', m.room_id, 'sender_id', m.sender_id,
+             'sender_name', m.sender_name, 'message_type', m.message_type, 'content', m.content,
+             'attachments', m.attachments, 'mentions', m.mentions, 'reply_to', m.reply_to,
+             'reply_count', m.reply_count, 'created_at', m.created_at, 'edited_at', m.edited_at,
+             'deleted', m.deleted_at IS NOT NULL, 'deleted_at', m.deleted_at, 'deleted_by', m.deleted_by,
+             'edits', COALESCE((
+                 SELECT json_agg(json_build_object('version', e.version, 'content', e.content,
+                                                   'edited_by', e.edited_by, 'edited_at', e.edited_at)
+                                 ORDER BY e.version)
+                 FROM chat_message_edits e WHERE e.tenant_id = $1 AND e.message_id = m.id), '[]'),
+             'reactions', COALESCE((
+                 SELECT json_agg(json_build_object('user_id', r.user_id, 'emoji', r.emoji,
+                                                   'created_at', r.created_at)
+                                 ORDER BY r.created_at, r.user_id)
+                 FROM chat_message_reactions r WHERE r.tenant_id = $1 AND r.message_id = m.id), '[]'),
+             -- From read positions: a member who has read it has had it delivered. Export
+             -- adds those whose delivery position alone reaches it (Redis).
+             'receipts', COALESCE((
+                 SELECT json_agg(json_build_object('user_id', p.user_id,
+                                                   'delivered_at', COALESCE(p.last_read_at, p.joined_at),
+                                                   'read_at', COALESCE(p.last_read_at, p.joined_at))
+                                 ORDER BY p.user_id)
+                 FROM chat_room_participants p
+                 WHERE p.tenant_id = $1 AND p.room_id = m.room_id AND p.last_read_seq >= m.seq
+                   AND p.user_id <> m.sender_id), '[]'),
+             'read_by', COALESCE((
+                 SELECT json_agg(p.user_id ORDER BY p.user_id) FROM chat_room_participants p
+                 WHERE p.tenant_id = $1 AND p.room_id = m.room_id AND p.last_read_seq >= m.seq
+                   AND p.user_id <> m.sender_id), '[]')
+         )::text AS record
+         FROM chat_messages m
+         WHERE m.tenant_id = $1 AND ($2::uuid IS NULL OR m.room_id = $2) AND m.seq > $3
+           AND ($5::timestamptz IS NULL OR m.created_at < $5)
+         ORDER BY m.seq LIMIT $4) page) sized
+         WHERE upto <= $6 OR upto = octet_length(record)
+         ORDER BY seq",
+            &[&tenant_id, &room_id, &after_seq, &limit, &created_before, &EXPORT_PAGE_BYTES],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
 }

@@ -1,12 +1,13 @@
 //! Read-only figures for a tenant's admins.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::messages::statements;
-use super::{Prepared, Store, StoreError};
+use super::{Store, StoreError};
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct RoomMetrics {
     pub room_id: Uuid,
     pub name: String,
@@ -18,7 +19,7 @@ pub struct RoomMetrics {
     pub unread: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct TenantMetrics {
     /// Users who sent a message or were seen online in the last 24 hours.
     pub active_users_24h: i64,

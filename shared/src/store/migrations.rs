@@ -10,6 +10,12 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_partition_by_tenant", include_str!("../../../migrations/0004_partition_by_tenant.sql")),
     ("0005_archive", include_str!("../../../migrations/0005_archive.sql")),
     ("0006_positions", include_str!("../../../migrations/0006_positions.sql")),
+    ("0007_archived_messages", include_str!("../../../migrations/0007_archived_messages.sql")),
+    ("0008_member_count", include_str!("../../../migrations/0008_member_count.sql")),
+    ("0009_room_changes", include_str!("../../../migrations/0009_room_changes.sql")),
+    ("0010_client_room_id", include_str!("../../../migrations/0010_client_room_id.sql")),
+    ("0011_webhooks", include_str!("../../../migrations/0011_webhooks.sql")),
+    ("0012_room_moderation", include_str!("../../../migrations/0012_room_moderation.sql")),
 ];
 
 /// Returns the versions applied by this call. Concurrent callers serialize on an advisory lock.

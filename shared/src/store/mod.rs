@@ -5,24 +5,29 @@ mod archive;
 pub mod messages;
 mod metrics;
 mod migrations;
+mod pins;
 mod rooms;
+mod sql;
 pub mod tls;
 mod typing;
 mod users;
+mod webhooks;
 
-pub use archive::ArchivedMonth;
-pub use messages::{Inserted, NewMessage, ReadPosition, ReadResult};
+pub use archive::{ArchiveStep, ArchivedMonth, ArchivedPlace, MonthWritten};
+pub use messages::{Edited, Inserted, NewMessage, ReactionChange, ReadPosition, ReadResult};
 pub use metrics::{RoomMetrics, TenantMetrics};
 pub use migrations::{migrate, MIGRATIONS};
-pub use rooms::{Membership, NewRoom};
+pub use pins::Pinned;
+pub use rooms::{Members, Membership, NewRoom, RoomVersion};
+pub use sql::StatementMode;
 pub use typing::ExpiredTyping;
 
 use std::future::Future;
 use std::time::Duration;
 
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::types::ToSql;
-use tokio_postgres::Row;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+
+use sql::Conn;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -63,15 +68,26 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    statements: StatementMode,
 }
 
 impl Store {
     /// A pool of at most `max_size` connections. Getting a connection, and every statement,
     /// gives up after `timeout`, so an unreachable or stuck database answers with an error.
-    /// TLS is as the URL's `sslmode` says (see [`tls`]).
-    pub fn connect(database_url: &str, max_size: usize, timeout: Duration) -> Result<Self, StoreError> {
+    /// TLS is as the URL's `sslmode` says (see [`tls`]). Unnamed statements set nothing on the
+    /// session, not even the statement timeout (a transaction-mode pooler refuses startup
+    /// options): behind a pooler it is the database role's (`ALTER ROLE … SET statement_timeout`).
+    pub fn connect(
+        database_url: &str,
+        max_size: usize,
+        timeout: Duration,
+        statements: StatementMode,
+    ) -> Result<Self, StoreError> {
         let (mut config, tls) = tls::config(database_url)?;
-        config.connect_timeout(timeout).options(format!("-c statement_timeout={}", timeout.as_millis()));
+        config.connect_timeout(timeout);
+        if statements == StatementMode::Prepared {
+            config.options(format!("-c statement_timeout={}", timeout.as_millis()));
+        }
         let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(max_size)
@@ -81,7 +97,7 @@ impl Store {
             .recycle_timeout(Some(timeout))
             .build()
             .map_err(|e| StoreError::Config(e.to_string()))?;
-        Ok(Self { pool })
+        Ok(Self { pool, statements })
     }
 
     /// Whether the database answers.
@@ -90,8 +106,13 @@ impl Store {
         Ok(())
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        Ok(self.pool.get().await?)
+    async fn client(&self) -> Result<Conn<deadpool_postgres::Object>, StoreError> {
+        let client = self.pool.get().await.inspect_err(|err| {
+            if matches!(err, deadpool_postgres::PoolError::Timeout(_)) {
+                crate::metrics::count(crate::metrics::Counter::DbPoolTimeouts, 1);
+            }
+        })?;
+        Ok(Conn::new(client, self.statements))
     }
 
     pub async fn migrate(&self) -> Result<Vec<&'static str>, StoreError> {
@@ -111,43 +132,3 @@ pub async fn connect_one(
     let (config, tls) = tls::config(database_url)?;
     Ok(config.connect(tls).await?)
 }
-
-type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
-
-/// Statements prepared once per pooled connection and reused: a statement given as text costs
-/// two round trips (prepare, then execute), a prepared one costs one.
-pub(crate) trait Prepared: GenericClient {
-    fn query_cached<'a>(
-        &'a self,
-        sql: &'a str,
-        params: Params<'a>,
-    ) -> impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>> + Send + 'a {
-        async move { self.query(&self.prepare_cached(sql).await?, params).await }
-    }
-
-    fn query_one_cached<'a>(
-        &'a self,
-        sql: &'a str,
-        params: Params<'a>,
-    ) -> impl Future<Output = Result<Row, tokio_postgres::Error>> + Send + 'a {
-        async move { self.query_one(&self.prepare_cached(sql).await?, params).await }
-    }
-
-    fn query_opt_cached<'a>(
-        &'a self,
-        sql: &'a str,
-        params: Params<'a>,
-    ) -> impl Future<Output = Result<Option<Row>, tokio_postgres::Error>> + Send + 'a {
-        async move { self.query_opt(&self.prepare_cached(sql).await?, params).await }
-    }
-
-    fn execute_cached<'a>(
-        &'a self,
-        sql: &'a str,
-        params: Params<'a>,
-    ) -> impl Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'a {
-        async move { self.execute(&self.prepare_cached(sql).await?, params).await }
-    }
-}
-
-impl<T: GenericClient> Prepared for T {}

@@ -7,8 +7,8 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::users::LAST_SEEN_NAME;
-use super::{Prepared, Store, StoreError};
-use crate::model::{Caller, Participant, Role, Room, RoomSummary, RoomType, Unread};
+use super::{Store, StoreError};
+use crate::model::{Caller, Participant, Role, Room, RoomHead, RoomSummary, RoomType, Unread};
 
 pub struct NewRoom<'a> {
     pub name: &'a str,
@@ -17,6 +17,15 @@ pub struct NewRoom<'a> {
     pub is_private: bool,
     /// Other users added at creation, as members.
     pub members: &'a [String],
+    /// The client's id for this creation (a retry answers with the room it created).
+    pub client_room_id: Option<&'a str>,
+}
+
+/// A room's members as a fan-out starts from them: listed for a small room, counted for a big one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Members {
+    Listed(Vec<String>),
+    Counted(i64),
 }
 
 /// The caller's standing in a room.
@@ -25,9 +34,22 @@ pub struct Membership {
     pub role: Role,
     pub muted_until: Option<DateTime<Utc>>,
     pub room_type: RoomType,
+    pub frozen: bool,
+    pub slow_mode_seconds: i32,
+    /// The room's messages as of this read, for the recent-message cache's check.
+    pub version: RoomVersion,
 }
 
-const ROOM_COLUMNS: &str = "id, name, description, room_type, is_private, created_by, created_at";
+/// Where a room's stored messages stand: its newest `room_seq`, and how many changes (edits,
+/// deletions, reply counts, reactions) they have had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomVersion {
+    pub last_seq: i64,
+    pub changes: i64,
+}
+
+const ROOM_COLUMNS: &str =
+    "id, name, description, room_type, is_private, created_by, created_at, frozen, slow_mode_seconds";
 const PARTICIPANT_COLUMNS: &str = "user_id, display_name, role, joined_at";
 
 fn room_type_of(text: &str) -> Result<RoomType, StoreError> {
@@ -43,6 +65,8 @@ fn room_from_row(row: &Row) -> Result<Room, StoreError> {
         is_private: row.get("is_private"),
         created_by: row.get("created_by"),
         created_at: row.get("created_at"),
+        frozen: row.get("frozen"),
+        slow_mode_seconds: row.get("slow_mode_seconds"),
     })
 }
 
@@ -78,9 +102,10 @@ impl Store {
         let inserted = tx
             .query_opt_cached(
                 &format!(
-                    "INSERT INTO chat_rooms (id, tenant_id, name, description, room_type, is_private, direct_key, created_by)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT (tenant_id, direct_key) WHERE direct_key IS NOT NULL DO NOTHING
+                    "INSERT INTO chat_rooms (id, tenant_id, name, description, room_type, is_private, direct_key, created_by,
+                                             client_room_id)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     ON CONFLICT DO NOTHING
                      RETURNING {ROOM_COLUMNS}"
                 ),
                 &[
@@ -92,14 +117,20 @@ impl Store {
                     &new.is_private,
                     &key,
                     &creator.user_id,
+                    &new.client_room_id,
                 ],
             )
             .await?;
+        // Not inserted: the pair's direct room, or the room a retried client_room_id created.
         let Some(row) = inserted else {
             let row = tx
                 .query_one_cached(
-                    &format!("SELECT {ROOM_COLUMNS} FROM chat_rooms WHERE tenant_id = $1 AND direct_key = $2"),
-                    &[&creator.tenant_id, &key],
+                    &format!(
+                        "SELECT {ROOM_COLUMNS} FROM chat_rooms
+                         WHERE tenant_id = $1 AND (direct_key = $2 OR (created_by = $3 AND client_room_id = $4))
+                         ORDER BY direct_key = $2 DESC NULLS LAST LIMIT 1"
+                    ),
+                    &[&creator.tenant_id, &key, &creator.user_id, &new.client_room_id],
                 )
                 .await?;
             return Ok((room_from_row(&row)?, false));
@@ -151,14 +182,21 @@ impl Store {
             .client()
             .await?
             .query_opt_cached(
-                "SELECT p.role, p.muted_until, r.room_type
+                "SELECT p.role, p.muted_until, r.room_type, r.last_seq, r.changes, r.frozen, r.slow_mode_seconds
                  FROM chat_room_participants p JOIN chat_rooms r ON r.tenant_id = p.tenant_id AND r.id = p.room_id
                  WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = $3",
                 &[&tenant_id, &room_id, &user_id],
             )
             .await?;
         row.map(|r| {
-            Ok(Membership { role: role_of(r.get(0))?, muted_until: r.get(1), room_type: room_type_of(r.get(2))? })
+            Ok(Membership {
+                role: role_of(r.get(0))?,
+                muted_until: r.get(1),
+                room_type: room_type_of(r.get(2))?,
+                version: RoomVersion { last_seq: r.get(3), changes: r.get(4) },
+                frozen: r.get(5),
+                slow_mode_seconds: r.get(6),
+            })
         })
         .transpose()
     }
@@ -176,6 +214,47 @@ impl Store {
             )
             .await?;
         rows.iter().map(participant_from_row).collect()
+    }
+
+    /// The room's members when there are at most `list_max`, else their number.
+    pub async fn members(&self, tenant_id: &str, room_id: Uuid, list_max: i64) -> Result<Members, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt_cached(
+                "SELECT member_count::bigint,
+                        CASE WHEN member_count <= $3::bigint THEN ARRAY(
+                            SELECT user_id FROM chat_room_participants WHERE tenant_id = $1 AND room_id = $2) END
+                 FROM chat_rooms WHERE tenant_id = $1 AND id = $2",
+                &[&tenant_id, &room_id, &list_max],
+            )
+            .await?;
+        Ok(match row {
+            None => Members::Listed(Vec::new()),
+            Some(row) => match row.get::<_, Option<Vec<String>>>(1) {
+                Some(ids) => Members::Listed(ids),
+                None => Members::Counted(row.get(0)),
+            },
+        })
+    }
+
+    /// Those of `user_ids` who are members of the room.
+    pub async fn members_among(
+        &self,
+        tenant_id: &str,
+        room_id: Uuid,
+        user_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query_cached(
+                "SELECT user_id FROM chat_room_participants
+                 WHERE tenant_id = $1 AND room_id = $2 AND user_id = ANY($3)",
+                &[&tenant_id, &room_id, &user_ids],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     pub async fn member_ids(&self, tenant_id: &str, room_id: Uuid) -> Result<Vec<String>, StoreError> {
@@ -276,6 +355,30 @@ impl Store {
     }
 
     /// Mutes the member until the given time, or unmutes with None; false when not a member.
+    /// Freezes the room (true) or thaws it; whether it changed.
+    pub async fn set_frozen(&self, tenant_id: &str, room_id: Uuid, frozen: bool) -> Result<bool, StoreError> {
+        let n = self
+            .client()
+            .await?
+            .execute_cached(
+                "UPDATE chat_rooms SET frozen = $3 WHERE tenant_id = $1 AND id = $2 AND frozen <> $3",
+                &[&tenant_id, &room_id, &frozen],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    pub async fn set_slow_mode(&self, tenant_id: &str, room_id: Uuid, seconds: i32) -> Result<(), StoreError> {
+        self.client()
+            .await?
+            .execute_cached(
+                "UPDATE chat_rooms SET slow_mode_seconds = $3 WHERE tenant_id = $1 AND id = $2",
+                &[&tenant_id, &room_id, &seconds],
+            )
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_muted_until(
         &self,
         tenant_id: &str,
@@ -381,7 +484,7 @@ impl Store {
             .map(|row| {
                 let room = room_from_row(row)?;
                 Ok(RoomSummary {
-                    unread: unread.remove(&room.id).unwrap_or(Unread::counted(room.id, 0, 0)),
+                    unread: unread.remove(&room.id).unwrap_or(Unread::counted(room.id, 0, 0, RoomHead::default())),
                     room,
                     role: row.get::<_, Option<&str>>("role").map(role_of).transpose()?,
                     participant_count: row.get("members"),

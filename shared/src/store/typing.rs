@@ -3,7 +3,7 @@
 use std::time::Duration;
 use uuid::Uuid;
 
-use super::{Prepared, Store, StoreError};
+use super::{Store, StoreError};
 use crate::model::Caller;
 
 pub struct ExpiredTyping {

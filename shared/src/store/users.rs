@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Prepared, Store, StoreError};
+use super::{Store, StoreError};
 use crate::model::Caller;
 
 /// In a statement over users `u(id)` with the tenant as `$1`: the name each was last seen with.
