@@ -216,6 +216,20 @@ pub enum Audience<'a> {
     Tenant,
 }
 
+/// What a fan-out posts: one payload to everyone, or another one to some users instead (those
+/// who blocked a message's sender get their copy flagged).
+#[derive(Clone, Copy)]
+pub struct Payloads<'a> {
+    pub all: &'a Payload,
+    pub instead: Option<(&'a [String], &'a Payload)>,
+}
+
+impl<'a> From<&'a Payload> for Payloads<'a> {
+    fn from(all: &'a Payload) -> Self {
+        Self { all, instead: None }
+    }
+}
+
 /// Registered connections one sweep step looks at.
 const SWEEP_BATCH: usize = 500;
 /// Where the sweep's walk over the registry goes on from.
@@ -300,7 +314,7 @@ impl Fanout {
         self.connections.post(endpoint, connection_id, payload).await
     }
 
-    /// Posts the payload to every connection of the audience but the skipped one(s); for a
+    /// Posts the payloads to every connection of the audience but the skipped one(s); for a
     /// message (`position`: its room and `seq`), moves the delivery positions of those who got it.
     /// Returns the users whose last connection answered Gone (pruned, now offline): the caller
     /// tells their contacts, as `$disconnect` does.
@@ -310,11 +324,11 @@ impl Fanout {
         endpoint: Option<&str>,
         tenant_id: &str,
         audience: Audience<'_>,
-        payload: &Payload,
+        payloads: Payloads<'_>,
         skip: Skip<'_>,
         position: Option<(Uuid, i64)>,
     ) -> Result<Vec<String>, FanoutError> {
-        let posts: Vec<(String, String)> = self
+        let mut posts: Vec<(String, String)> = self
             .connections_of(tenant_id, audience)
             .await?
             .into_iter()
@@ -328,16 +342,26 @@ impl Fanout {
             return Ok(Vec::new());
         }
         let endpoint = self.endpoint(endpoint)?;
-        let chunks = posts.chunks(self.chunk).map(|posts| Chunk {
-            endpoint: endpoint.clone(),
-            tenant_id: tenant_id.to_string(),
-            payload: payload.clone(),
-            posts: posts.to_vec(),
-            position,
+        let total = posts.len();
+        let mut groups = Vec::with_capacity(2);
+        if let Some((users, payload)) = payloads.instead {
+            let (theirs, rest) = posts.into_iter().partition(|(user, _)| users.contains(user));
+            groups.push((payload, theirs));
+            posts = rest;
+        }
+        groups.push((payloads.all, posts));
+        let chunks = groups.iter().flat_map(|(payload, posts)| {
+            posts.chunks(self.chunk).map(|posts| Chunk {
+                endpoint: endpoint.clone(),
+                tenant_id: tenant_id.to_string(),
+                payload: Payload::clone(payload),
+                posts: posts.to_vec(),
+                position,
+            })
         });
         let outcomes = match &self.workers {
             // Each worker tells of those its chunk takes offline.
-            Some(workers) if posts.len() > self.chunk => {
+            Some(workers) if total > self.chunk => {
                 join_all(chunks.map(|c| async move { workers.hand_over(&c).await.map(|()| Vec::new()) })).await
             }
             _ => join_all(chunks.map(|c| self.run(c))).await,

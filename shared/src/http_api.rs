@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::model::{Caller, Message};
+use crate::model::{BlockedUser, Caller, Message, Pin, Report, ReportStatus};
 use crate::protocol::{Cursor, ErrorCode, HistoryRequest, ServerFrame, MAX_HISTORY_PAGE};
 use crate::ratelimit::{Limit, Subject};
 use crate::service::{ChatError, ChatService, Export, ExportFormat};
@@ -103,6 +103,25 @@ pub struct HistoryPage {
     pub messages: Vec<Message>,
     pub has_more: bool,
     pub next_cursor: Option<Cursor>,
+}
+
+/// A room's pinned messages, newest pin first, as the `pins` frame has them.
+#[derive(Serialize, JsonSchema)]
+pub struct PinList {
+    pub room_id: Uuid,
+    pub pins: Vec<Pin>,
+}
+
+/// The users the caller blocked, most recent first.
+#[derive(Serialize, JsonSchema)]
+pub struct BlockedList {
+    pub users: Vec<BlockedUser>,
+}
+
+/// Reports, newest first, as the `reports` frame has them.
+#[derive(Serialize, JsonSchema)]
+pub struct ReportList {
+    pub reports: Vec<Report>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -221,6 +240,9 @@ pub async fn handle(service: &ChatService, req: HttpRequest) -> HttpResponse {
                         Ok(HttpResponse::json(200, Session { user_id: caller.user_id, tenant_id: caller.tenant_id }))
                     }
                     ["rooms", room_id, "messages"] => history(service, &caller, room_id, &req.query).await,
+                    ["rooms", room_id, "pins"] => pins(service, &caller, room_id).await,
+                    ["blocked"] => blocked(service, &caller).await,
+                    ["reports"] => reports(service, &caller, &req.query).await,
                     ["search"] => search(service, &caller, &req.query).await,
                     ["metrics"] => metrics(service, &caller).await,
                     ["export"] => export(service, &caller, &req.query).await,
@@ -307,13 +329,52 @@ fn cursor(query: &HashMap<String, String>, name: &str) -> Result<Option<Cursor>,
     }
 }
 
+fn room_id(text: &str) -> Result<Uuid, ChatError> {
+    let room_id: Uuid = text.parse().map_err(|_| ChatError::Invalid("room id is not a UUID".into()))?;
+    tracing::Span::current().record("room_id", room_id.to_string());
+    Ok(room_id)
+}
+
+async fn pins(service: &ChatService, caller: &Caller, room_id: &str) -> Result<HttpResponse, ChatError> {
+    let ServerFrame::Pins { room_id, pins } = service.list_pins(caller, self::room_id(room_id)?).await? else {
+        unreachable!("list_pins answers with a pins frame")
+    };
+    Ok(HttpResponse::json(200, PinList { room_id, pins }))
+}
+
+async fn blocked(service: &ChatService, caller: &Caller) -> Result<HttpResponse, ChatError> {
+    let ServerFrame::BlockedUsers { users } = service.list_blocked(caller).await? else {
+        unreachable!("list_blocked answers with a blocked_users frame")
+    };
+    Ok(HttpResponse::json(200, BlockedList { users }))
+}
+
+async fn reports(
+    service: &ChatService,
+    caller: &Caller,
+    query: &HashMap<String, String>,
+) -> Result<HttpResponse, ChatError> {
+    let status = match query.get("status") {
+        Some(status) => Some(
+            ReportStatus::parse(status)
+                .ok_or_else(|| ChatError::Invalid("status must be open, dismissed or deleted".into()))?,
+        ),
+        None => None,
+    };
+    let room_id = query.get("room_id").map(|r| room_id(r)).transpose()?;
+    let ServerFrame::Reports { reports } = service.list_reports(caller, room_id, status).await? else {
+        unreachable!("list_reports answers with a reports frame")
+    };
+    Ok(HttpResponse::json(200, ReportList { reports }))
+}
+
 async fn history(
     service: &ChatService,
     caller: &Caller,
     room_id: &str,
     query: &HashMap<String, String>,
 ) -> Result<HttpResponse, ChatError> {
-    let room_id: Uuid = room_id.parse().map_err(|_| ChatError::Invalid("room id is not a UUID".into()))?;
+    let room_id = self::room_id(room_id)?;
     let request = HistoryRequest {
         room_id,
         before: cursor(query, "before")?,

@@ -33,6 +33,10 @@ text_enum!(
     Role { Member = "member", Moderator = "moderator", Admin = "admin" }
 );
 text_enum!(MessageType { Text = "text", Image = "image", File = "file", System = "system" });
+text_enum!(
+    /// A report is `open` until a moderator dismisses it or deletes its message.
+    ReportStatus { Open = "open", Dismissed = "dismissed", Deleted = "deleted" }
+);
 
 impl Role {
     pub fn rank(self) -> u8 {
@@ -66,6 +70,29 @@ pub struct Pin {
     pub message: Message,
     pub pinned_by: String,
     pub pinned_at: DateTime<Utc>,
+}
+
+/// A user the caller blocked.
+#[derive(Clone, Debug, Serialize, PartialEq, JsonSchema)]
+pub struct BlockedUser {
+    pub user_id: String,
+    pub blocked_at: DateTime<Utc>,
+}
+
+/// A member's report of a message, seen by the room's moderators and admins and tenant admins.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct Report {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub message_id: Uuid,
+    pub reporter: String,
+    pub reason: String,
+    pub created_at: DateTime<Utc>,
+    pub status: ReportStatus,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The message as it is now; absent once it has been archived.
+    pub message: Option<Message>,
 }
 
 #[derive(Clone, Debug, Serialize, JsonSchema)]
@@ -119,6 +146,9 @@ pub struct Message {
     /// Counts per emoji and who reacted, in first-reaction order.
     #[serde(default)]
     pub reactions: Vec<Reaction>,
+    /// Present, and true, for a reader who blocked the sender: a client hides it or shows it folded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sender_blocked: bool,
 }
 
 impl Message {

@@ -7,13 +7,13 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::{
-    Attachment, Edit, Message, MessageType, Participant, Pin, Reaction, Receipt, Role, Room, RoomSummary, RoomType,
-    Unread,
+    Attachment, BlockedUser, Edit, Message, MessageType, Participant, Pin, Reaction, Receipt, Report, ReportStatus,
+    Role, Room, RoomSummary, RoomType, Unread,
 };
 // The checks the service makes, stated in the schemas too where JSON Schema can say them.
 use crate::service::validate::{
     MAX_ATTACHMENTS, MAX_CONTENT_CHARS, MAX_DESCRIPTION_CHARS, MAX_EMOJI_CHARS, MAX_ID_CHARS, MAX_INITIAL_MEMBERS,
-    MAX_MENTIONS, MAX_MUTE_SECS, MAX_NAME_CHARS, MAX_SLOW_MODE_SECS, MAX_USERS_PER_FRAME,
+    MAX_MENTIONS, MAX_MUTE_SECS, MAX_NAME_CHARS, MAX_REASON_CHARS, MAX_SLOW_MODE_SECS, MAX_USERS_PER_FRAME,
 };
 
 /// Frames a client sends. `type` selects the variant; field names follow the product spec.
@@ -171,6 +171,50 @@ pub enum ClientFrame {
         #[schemars(range(min = 0, max = MAX_SLOW_MODE_SECS))]
         seconds: i32,
     },
+    /// Blocks a user of the tenant (at most 1000): they can no longer open or write in a direct
+    /// room with you, and their messages elsewhere reach you with `sender_blocked: true`.
+    BlockUser {
+        #[schemars(length(min = 1, max = MAX_ID_CHARS))]
+        user_id: String,
+    },
+    UnblockUser {
+        #[schemars(length(min = 1, max = MAX_ID_CHARS))]
+        user_id: String,
+    },
+    /// The users you blocked, most recent first.
+    ListBlocked,
+    /// Reports a message of a room you are in to its moderators; reporting it again answers with
+    /// your first report.
+    ReportMessage {
+        message_id: Uuid,
+        #[schemars(length(min = 1, max = MAX_REASON_CHARS))]
+        reason: String,
+    },
+    /// Moderators and admins of the room, or tenant admins: reports, newest first (at most 100).
+    /// Without `room_id`: those of every room you moderate (every room, for tenant admins).
+    ListReports {
+        #[serde(default)]
+        room_id: Option<Uuid>,
+        /// `open` when absent.
+        #[serde(default)]
+        status: Option<ReportStatus>,
+    },
+    /// Moderators and admins of the room, or tenant admins: closes an open report, deleting its
+    /// message if asked (which closes the message's other reports too).
+    ResolveReport {
+        report_id: Uuid,
+        action: ReportAction,
+    },
+}
+
+/// What resolving a report does.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportAction {
+    /// Closes the report; the message stays.
+    Dismiss,
+    /// Deletes the message (as `delete_message` would, with its rules) and closes its reports.
+    DeleteMessage,
 }
 
 impl ClientFrame {
@@ -213,6 +257,12 @@ impl ClientFrame {
             F::FreezeRoom { .. } => "room_frozen",
             F::UnfreezeRoom { .. } => "room_unfrozen",
             F::SetSlowMode { .. } => "slow_mode_set",
+            F::BlockUser { .. } => "user_blocked",
+            F::UnblockUser { .. } => "user_unblocked",
+            F::ListBlocked => "blocked_users",
+            F::ReportMessage { .. } => "message_reported",
+            F::ListReports { .. } => "reports",
+            F::ResolveReport { .. } => "report_resolved",
         })
     }
 
@@ -255,6 +305,12 @@ impl ClientFrame {
             F::FreezeRoom { .. } => "freeze_room",
             F::UnfreezeRoom { .. } => "unfreeze_room",
             F::SetSlowMode { .. } => "set_slow_mode",
+            F::BlockUser { .. } => "block_user",
+            F::UnblockUser { .. } => "unblock_user",
+            F::ListBlocked => "list_blocked",
+            F::ReportMessage { .. } => "report_message",
+            F::ListReports { .. } => "list_reports",
+            F::ResolveReport { .. } => "resolve_report",
         }
     }
 }
@@ -731,6 +787,28 @@ pub enum ServerFrame {
         room_id: Uuid,
         seconds: i32,
         by: String,
+    },
+    /// To the blocker's connections.
+    UserBlocked {
+        user_id: String,
+        blocked_at: DateTime<Utc>,
+    },
+    UserUnblocked {
+        user_id: String,
+    },
+    BlockedUsers {
+        users: Vec<BlockedUser>,
+    },
+    /// To the reporter, and to the room's moderators and admins online.
+    MessageReported {
+        report: Report,
+    },
+    Reports {
+        reports: Vec<Report>,
+    },
+    /// To the resolver, and to the room's moderators and admins online.
+    ReportResolved {
+        report: Report,
     },
 }
 

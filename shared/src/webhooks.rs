@@ -35,17 +35,21 @@ pub enum Event {
     /// A message sent (not system messages), with the members who were offline.
     #[serde(rename = "message.new")]
     MessageNew,
+    /// A member reported a message.
+    #[serde(rename = "message.flagged")]
+    MessageFlagged,
     /// A member banned from a room.
     #[serde(rename = "member.banned")]
     MemberBanned,
 }
 
 impl Event {
-    pub const ALL: [Event; 2] = [Event::MessageNew, Event::MemberBanned];
+    pub const ALL: [Event; 3] = [Event::MessageNew, Event::MessageFlagged, Event::MemberBanned];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Event::MessageNew => "message.new",
+            Event::MessageFlagged => "message.flagged",
             Event::MemberBanned => "member.banned",
         }
     }

@@ -177,6 +177,8 @@ fn attacks(room: &str, message: &str, own_room: &str) -> Vec<Value> {
         json!({ "type": "freeze_room", "room_id": room }),
         json!({ "type": "unfreeze_room", "room_id": room }),
         json!({ "type": "set_slow_mode", "room_id": room, "seconds": 60 }),
+        json!({ "type": "report_message", "message_id": message, "reason": "spam" }),
+        json!({ "type": "list_reports", "room_id": room }),
     ]
 }
 
@@ -223,6 +225,28 @@ async fn a_user_of_another_tenant_reaches_nothing_of_tenant_a() {
         mallory.request(json!({ "type": "create_room", "room_type": "direct", "participants": ["alice"] })).await;
     attempts += 1;
     assert_ne!(direct["room"]["id"], room.as_str());
+
+    // Blocks and reports stay in their tenant: B's mallory blocking "alice" blocks B's alice;
+    // A's report is neither listed nor resolved from B, by a member or a tenant admin.
+    mallory.request(json!({ "type": "block_user", "user_id": "alice" })).await;
+    alice.request(json!({ "type": "send_message", "room_id": room, "content": "still A's" })).await;
+    let plain = bob.expect("new_message").await;
+    attempts += 1;
+    assert!(plain["message"].get("sender_blocked").is_none(), "{plain}");
+    assert_eq!(alice.request(json!({ "type": "list_blocked" })).await["users"], json!([]));
+    let reported = bob.request(json!({ "type": "report_message", "message_id": message, "reason": "test" })).await;
+    alice.expect("message_reported").await;
+    let report_id = reported["report"]["id"].clone();
+    let (mut b_boss, _) = b.connect_as("boss", &["admin"]).await;
+    for client in [&mut mallory, &mut b_boss] {
+        let reply =
+            client.request(json!({ "type": "resolve_report", "report_id": report_id, "action": "dismiss" })).await;
+        attempts += 1;
+        assert_eq!(code(&reply), "not_found", "{reply}");
+        let listed = client.request(json!({ "type": "list_reports" })).await;
+        attempts += 1;
+        assert_eq!(listed["reports"], json!([]), "{listed}");
+    }
 
     // The HTTP routes, with B's tokens (a member's, and a tenant admin's for metrics).
     let mallory_token = b.token("mallory");

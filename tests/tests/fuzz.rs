@@ -49,6 +49,12 @@ fn templates(room: &Value, message: &Value) -> Vec<Value> {
         json!({ "type": "freeze_room", "room_id": r }),
         json!({ "type": "unfreeze_room", "room_id": r }),
         json!({ "type": "set_slow_mode", "room_id": r, "seconds": 5 }),
+        json!({ "type": "block_user", "user_id": "bob" }),
+        json!({ "type": "unblock_user", "user_id": "bob" }),
+        json!({ "type": "list_blocked" }),
+        json!({ "type": "report_message", "message_id": m, "reason": "spam" }),
+        json!({ "type": "list_reports", "room_id": r, "status": "open" }),
+        json!({ "type": "resolve_report", "report_id": m, "action": "delete_message" }),
         json!({ "type": "refresh_token", "token": "not.a.token" }),
     ]
 }

@@ -33,7 +33,11 @@ async fn tenant_admins_set_see_and_remove_the_endpoint_and_no_one_else() {
     }
 
     let endpoint = receiver.subscribe(&app, json!({})).await;
-    assert_eq!(endpoint["events"], json!(["message.new", "member.banned"]), "all events unless named");
+    assert_eq!(
+        endpoint["events"],
+        json!(["message.new", "message.flagged", "member.banned"]),
+        "all events unless named"
+    );
     assert!(endpoint["secret"].as_str().unwrap().starts_with("whsec_"), "a secret made for it: {endpoint}");
     let (status, shown) = app.get_with("webhook", admin()).await;
     assert_eq!((status, &shown["url"], &shown["secret"]), (200, &json!(receiver.url), &Value::Null), "{shown}");
@@ -78,6 +82,30 @@ async fn a_new_message_reaches_the_backend_signed_and_names_the_members_who_were
     let data = &received.body["data"];
     assert_eq!((&data["room_id"], &data["message"]["content"]), (&room, &json!("lunch?")));
     assert_eq!(data["offline_recipients"], json!(["carol"]), "bob is online, alice sent it");
+}
+
+#[tokio::test]
+async fn a_reported_message_reaches_the_backend_as_flagged() {
+    let app = spawn_app().await;
+    let mut receiver = Receiver::start().await;
+    receiver.subscribe(&app, json!({ "events": ["message.flagged"] })).await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    let sent = alice.request(json!({ "type": "send_message", "room_id": room, "content": "buy cheap pills" })).await;
+    bob.expect("new_message").await;
+    let reported =
+        bob.request(json!({ "type": "report_message", "message_id": sent["message"]["id"], "reason": "spam" })).await;
+    assert_eq!(reported["type"], "message_reported", "{reported}");
+
+    let received = receiver.next().await;
+    assert_eq!((received.status, received.event.as_str()), (200, "message.flagged"));
+    assert_eq!(received.delivery, reported["report"]["id"].as_str().unwrap(), "a report's delivery id is its own");
+    let report = &received.body["data"]["report"];
+    assert_eq!(
+        (&report["reporter"], &report["reason"], &report["message"]["content"]),
+        (&json!("bob"), &json!("spam"), &json!("buy cheap pills"))
+    );
 }
 
 #[tokio::test]

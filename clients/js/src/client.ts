@@ -118,6 +118,7 @@ const OPEN = 1;
 const RESENT = new Set<ClientFrameType>([
   "send_message", "create_room", "join_room", "list_rooms", "update_room", "invite", "set_role", "mute_user", "unmute_user",
   "mark_read", "get_unread", "get_history", "get_thread", "get_receipts", "get_edit_history", "get_presence", "ping",
+  "block_user", "list_blocked", "report_message", "list_reports", "list_pins",
 ]);
 const UPGRADE_STATUS = /Unexpected server response: (\d{3})/;
 /** Rounds of a catch-up asking again for a gap the live messages show: beyond, it is a hole

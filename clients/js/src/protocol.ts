@@ -46,7 +46,13 @@ export type ClientFrame =
   | ClientListPins
   | ClientFreezeRoom
   | ClientUnfreezeRoom
-  | ClientSetSlowMode;
+  | ClientSetSlowMode
+  | ClientBlockUser
+  | ClientUnblockUser
+  | ClientListBlocked
+  | ClientReportMessage
+  | ClientListReports
+  | ClientResolveReport;
 /**
  * An opaque position in a room's history (a message's `seq`), as a string of digits.
  *
@@ -62,12 +68,26 @@ export type Cursor = string;
  */
 export type Role = "member" | "moderator" | "admin";
 /**
+ * A report is `open` until a moderator dismisses it or deletes its message.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ReportStatus".
+ */
+export type ReportStatus = "open" | "dismissed" | "deleted";
+/**
+ * What resolving a report does.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ReportAction".
+ */
+export type ReportAction = "dismiss" | "delete_message";
+/**
  * The events a tenant can subscribe to.
  *
  * This interface was referenced by `ChatProtocol`'s JSON-Schema
  * via the `definition` "Event".
  */
-export type Event = "message.new" | "member.banned";
+export type Event = "message.new" | "message.flagged" | "member.banned";
 /**
  * Frames the server sends. Each is fanned out as JSON text.
  *
@@ -118,7 +138,13 @@ export type ServerFrame =
   | ServerPins
   | ServerRoomFrozen
   | ServerRoomUnfrozen
-  | ServerSlowModeSet;
+  | ServerSlowModeSet
+  | ServerUserBlocked
+  | ServerUserUnblocked
+  | ServerBlockedUsers
+  | ServerMessageReported
+  | ServerReports
+  | ServerReportResolved;
 /**
  * The `code` of an `error` frame and of an HTTP error body.
  *
@@ -175,6 +201,25 @@ export interface Attachment {
   url: string;
 }
 /**
+ * The users the caller blocked, most recent first.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "BlockedList".
+ */
+export interface BlockedList {
+  users: BlockedUser[];
+}
+/**
+ * A user the caller blocked.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "BlockedUser".
+ */
+export interface BlockedUser {
+  blocked_at: string;
+  user_id: string;
+}
+/**
  * This interface was referenced by `ChatProtocol`'s JSON-Schema
  * via the `definition` "ClientAddReaction".
  */
@@ -213,6 +258,21 @@ export interface ClientBanUser {
   request_id?: string | number;
   room_id: string;
   type: "ban_user";
+  user_id: string;
+}
+/**
+ * Blocks a user of the tenant (at most 1000): they can no longer open or write in a direct
+ * room with you, and their messages elsewhere reach you with `sender_blocked: true`.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ClientBlockUser".
+ */
+export interface ClientBlockUser {
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  type: "block_user";
   user_id: string;
 }
 /**
@@ -725,6 +785,82 @@ export interface ClientSetSlowMode {
 }
 /**
  * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ClientUnblockUser".
+ */
+export interface ClientUnblockUser {
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  type: "unblock_user";
+  user_id: string;
+}
+/**
+ * The users you blocked, most recent first.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ClientListBlocked".
+ */
+export interface ClientListBlocked {
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  type: "list_blocked";
+}
+/**
+ * Reports a message of a room you are in to its moderators; reporting it again answers with
+ * your first report.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ClientReportMessage".
+ */
+export interface ClientReportMessage {
+  message_id: string;
+  reason: string;
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  type: "report_message";
+}
+/**
+ * Moderators and admins of the room, or tenant admins: reports, newest first (at most 100).
+ * Without `room_id`: those of every room you moderate (every room, for tenant admins).
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ClientListReports".
+ */
+export interface ClientListReports {
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  room_id?: string | null;
+  /**
+   * `open` when absent.
+   */
+  status?: ReportStatus | null;
+  type: "list_reports";
+}
+/**
+ * Moderators and admins of the room, or tenant admins: closes an open report, deleting its
+ * message if asked (which closes the message's other reports too).
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ClientResolveReport".
+ */
+export interface ClientResolveReport {
+  action: ReportAction;
+  report_id: string;
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  type: "resolve_report";
+}
+/**
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
  * via the `definition` "Deleted".
  */
 export interface Deleted {
@@ -993,6 +1129,10 @@ export interface Message {
    * `room_seq` jump knows it missed messages (0 for messages archived before it existed).
    */
   room_seq: number;
+  /**
+   * Present, and true, for a reader who blocked the sender: a client hides it or shows it folded.
+   */
+  sender_blocked?: boolean;
   sender_id: string;
   sender_name: string | null;
   /**
@@ -1568,6 +1708,106 @@ export interface ServerSlowModeSet {
   type: "slow_mode_set";
 }
 /**
+ * To the blocker's connections.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ServerUserBlocked".
+ */
+export interface ServerUserBlocked {
+  blocked_at: string;
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  type: "user_blocked";
+  user_id: string;
+}
+/**
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ServerUserUnblocked".
+ */
+export interface ServerUserUnblocked {
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  type: "user_unblocked";
+  user_id: string;
+}
+/**
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ServerBlockedUsers".
+ */
+export interface ServerBlockedUsers {
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  type: "blocked_users";
+  users: BlockedUser[];
+}
+/**
+ * To the reporter, and to the room's moderators and admins online.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ServerMessageReported".
+ */
+export interface ServerMessageReported {
+  report: Report;
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  type: "message_reported";
+}
+/**
+ * A member's report of a message, seen by the room's moderators and admins and tenant admins.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "Report".
+ */
+export interface Report {
+  created_at: string;
+  id: string;
+  /**
+   * The message as it is now; absent once it has been archived.
+   */
+  message: Message | null;
+  message_id: string;
+  reason: string;
+  reporter: string;
+  resolved_at: string | null;
+  resolved_by: string | null;
+  room_id: string;
+  status: ReportStatus;
+}
+/**
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ServerReports".
+ */
+export interface ServerReports {
+  reports: Report[];
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  type: "reports";
+}
+/**
+ * To the resolver, and to the room's moderators and admins online.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ServerReportResolved".
+ */
+export interface ServerReportResolved {
+  report: Report;
+  /**
+   * The client's id for a request, echoed on its reply (at most 128 characters are kept).
+   */
+  request_id?: string | number;
+  type: "report_resolved";
+}
+/**
  * Every error answer: `retry_after_ms` with `rate_limited` and an overload refusal.
  *
  * This interface was referenced by `ChatProtocol`'s JSON-Schema
@@ -1632,6 +1872,16 @@ export interface RoomMetrics {
   unread: number;
 }
 /**
+ * A room's pinned messages, newest pin first, as the `pins` frame has them.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "PinList".
+ */
+export interface PinList {
+  pins: Pin[];
+  room_id: string;
+}
+/**
  * The `type` of the frame that answers each client frame (typing indicators get none).
  *
  * This interface was referenced by `ChatProtocol`'s JSON-Schema
@@ -1641,6 +1891,7 @@ export interface Replies {
   add_reaction: "reaction_added";
   announce: "announcement";
   ban_user: "user_banned";
+  block_user: "user_blocked";
   create_room: "room_created";
   delete_message: "message_deleted";
   edit_message: "message_edited";
@@ -1654,7 +1905,9 @@ export interface Replies {
   invite: "invited";
   join_room: "room_joined";
   leave_room: "room_left";
+  list_blocked: "blocked_users";
   list_pins: "pins";
+  list_reports: "reports";
   list_rooms: "rooms";
   mark_read: "read_marked";
   mute_user: "user_muted";
@@ -1663,14 +1916,26 @@ export interface Replies {
   refresh_token: "token_refreshed";
   remove_participant: "user_removed";
   remove_reaction: "reaction_removed";
+  report_message: "message_reported";
+  resolve_report: "report_resolved";
   send_message: "message_sent";
   set_role: "role_changed";
   set_slow_mode: "slow_mode_set";
   unban_user: "user_unbanned";
+  unblock_user: "user_unblocked";
   unfreeze_room: "room_unfrozen";
   unmute_user: "user_unmuted";
   unpin_message: "message_unpinned";
   update_room: "room_updated";
+}
+/**
+ * Reports, newest first, as the `reports` frame has them.
+ *
+ * This interface was referenced by `ChatProtocol`'s JSON-Schema
+ * via the `definition` "ReportList".
+ */
+export interface ReportList {
+  reports: Report[];
 }
 /**
  * This interface was referenced by `ChatProtocol`'s JSON-Schema

@@ -111,6 +111,26 @@ export abstract class ChatRequests {
   setSlowMode(roomId: string, seconds: number, call?: CallOptions) {
     return this.request({ type: "set_slow_mode", room_id: roomId, seconds }, call);
   }
+  /** Their messages elsewhere then arrive with `sender_blocked: true`; a direct room with them closes to them. */
+  blockUser(userId: string, call?: CallOptions) {
+    return this.request({ type: "block_user", user_id: userId }, call);
+  }
+  unblockUser(userId: string, call?: CallOptions) {
+    return this.request({ type: "unblock_user", user_id: userId }, call);
+  }
+  listBlocked(call?: CallOptions) {
+    return this.request({ type: "list_blocked" }, call);
+  }
+  reportMessage(messageId: string, reason: string, call?: CallOptions) {
+    return this.request({ type: "report_message", message_id: messageId, reason }, call);
+  }
+  /** Moderators and admins: a room's reports, or those of every room they moderate; `open` ones unless asked. */
+  listReports(options: { roomId?: string; status?: "open" | "dismissed" | "deleted" } = {}, call?: CallOptions) {
+    return this.request({ type: "list_reports", room_id: options.roomId ?? null, status: options.status ?? null }, call);
+  }
+  resolveReport(reportId: string, action: "dismiss" | "delete_message", call?: CallOptions) {
+    return this.request({ type: "resolve_report", report_id: reportId, action }, call);
+  }
   typingStart(roomId: string): void {
     this.send({ type: "typing_start", room_id: roomId });
   }

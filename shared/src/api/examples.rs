@@ -31,6 +31,13 @@ fn pin() -> Value {
     json!({ "message": message(), "pinned_by": "bob", "pinned_at": AT })
 }
 
+fn report(status: &str) -> Value {
+    let resolved = status != "open";
+    json!({ "id": "01890a5d-ac96-774b-bcce-b302099a8999", "room_id": ROOM, "message_id": MESSAGE, "reporter": "carol",
+        "reason": "spam", "created_at": AT, "status": status, "resolved_by": if resolved { json!("bob") } else { json!(null) },
+        "resolved_at": if resolved { json!(AT) } else { json!(null) }, "message": message() })
+}
+
 fn unread() -> Value {
     json!({ "room_id": ROOM, "unread_count": 3, "mention_count": 1, "capped": false, "last_seq": 80, "last_room_seq": 41 })
 }
@@ -75,6 +82,12 @@ pub fn client_frames() -> Vec<Value> {
         json!({ "type": "freeze_room", "room_id": ROOM }),
         json!({ "type": "unfreeze_room", "room_id": ROOM }),
         json!({ "type": "set_slow_mode", "room_id": ROOM, "seconds": 30 }),
+        json!({ "type": "block_user", "user_id": "mallory" }),
+        json!({ "type": "unblock_user", "user_id": "mallory" }),
+        json!({ "type": "list_blocked" }),
+        json!({ "type": "report_message", "message_id": MESSAGE, "reason": "spam" }),
+        json!({ "type": "list_reports", "room_id": ROOM, "status": "open" }),
+        json!({ "type": "resolve_report", "report_id": "01890a5d-ac96-774b-bcce-b302099a8999", "action": "dismiss" }),
     ]
 }
 
@@ -133,5 +146,11 @@ pub fn server_frames() -> Vec<Value> {
         json!({ "type": "room_frozen", "room_id": ROOM, "by": "alice" }),
         json!({ "type": "room_unfrozen", "room_id": ROOM, "by": "alice" }),
         json!({ "type": "slow_mode_set", "room_id": ROOM, "seconds": 30, "by": "alice" }),
+        json!({ "type": "user_blocked", "user_id": "mallory", "blocked_at": AT }),
+        json!({ "type": "user_unblocked", "user_id": "mallory" }),
+        json!({ "type": "blocked_users", "users": [{ "user_id": "mallory", "blocked_at": AT }] }),
+        json!({ "type": "message_reported", "report": report("open") }),
+        json!({ "type": "reports", "reports": [report("open")] }),
+        json!({ "type": "report_resolved", "report": report("dismissed") }),
     ]
 }

@@ -58,6 +58,9 @@ pub fn openapi() -> Value {
         "Health",
         "Session",
         "HistoryPage",
+        "PinList",
+        "BlockedList",
+        "ReportList",
         "SearchResults",
         "Metrics",
         "Webhook",
@@ -106,6 +109,28 @@ pub fn openapi() -> Value {
                     limit(50),
                 ],
                 "responses": responses(body("HistoryPage", "Oldest first."), &[("403", "Forbidden"), ("404", "NotFound")]),
+            } },
+            "/api/v1/chat/rooms/{room_id}/pins": { "get": {
+                "operationId": "pins",
+                "summary": "A room's pinned messages, as `list_pins`",
+                "parameters": [
+                    { "name": "room_id", "in": "path", "required": true, "schema": { "type": "string", "format": "uuid" } },
+                ],
+                "responses": responses(body("PinList", "Newest pin first."), &[("403", "Forbidden"), ("404", "NotFound")]),
+            } },
+            "/api/v1/chat/blocked": { "get": {
+                "operationId": "blocked",
+                "summary": "The users the caller blocked, as `list_blocked`",
+                "responses": responses(body("BlockedList", "Most recent first."), &[]),
+            } },
+            "/api/v1/chat/reports": { "get": {
+                "operationId": "reports",
+                "summary": "Reports of messages, as `list_reports` (the room's moderators and admins, or tenant admins)",
+                "parameters": [
+                    room_id("Only this room; without it, every room the caller moderates (every room, for tenant admins)."),
+                    query("status", "Open ones unless asked.", json!({ "type": "string", "enum": ["open", "dismissed", "deleted"], "default": "open" })),
+                ],
+                "responses": responses(body("ReportList", "Newest first, at most 100."), &[("403", "Forbidden"), ("404", "NotFound")]),
             } },
             "/api/v1/chat/search": { "get": {
                 "operationId": "search",

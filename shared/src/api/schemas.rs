@@ -9,7 +9,8 @@ use serde_json::{json, Map, Value};
 use super::examples;
 use crate::channels::Envelope;
 use crate::http_api::{
-    Deleted, DevToken, DevTokenRequest, ErrorBody, Health, HistoryPage, Metrics, SearchResults, Session, Webhook,
+    BlockedList, Deleted, DevToken, DevTokenRequest, ErrorBody, Health, HistoryPage, Metrics, PinList, ReportList,
+    SearchResults, Session, Webhook,
 };
 use crate::protocol::{self, ClientFrame, ServerFrame};
 use crate::webhooks::EndpointRequest;
@@ -55,6 +56,9 @@ fn for_each_body(generator: &mut SchemaGenerator) {
     generator.subschema_for::<Health>();
     generator.subschema_for::<Session>();
     generator.subschema_for::<HistoryPage>();
+    generator.subschema_for::<PinList>();
+    generator.subschema_for::<BlockedList>();
+    generator.subschema_for::<ReportList>();
     generator.subschema_for::<SearchResults>();
     generator.subschema_for::<Metrics>();
     generator.subschema_for::<DevToken>();

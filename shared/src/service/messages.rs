@@ -7,12 +7,13 @@ use serde_json::json;
 use tracing::Span;
 use uuid::Uuid;
 
+use super::blocks::{flag_blocked, unblocked};
 use super::moderation::thawed;
 use super::validate;
 use super::{Answer, Audience, ChatError, ChatService, Result, Skip};
 use crate::cache::Page;
 use crate::channels::Channel;
-use crate::fanout::Payload;
+use crate::fanout::{Payload, Payloads};
 use crate::model::{Caller, Edit, Message, MessageType, Receipt, Role, RoomType};
 use crate::protocol::{Cursor, HistoryRequest, SendMessage, ServerFrame, DEFAULT_HISTORY_PAGE, MAX_HISTORY_PAGE};
 use crate::receipts::Position;
@@ -91,6 +92,7 @@ impl ChatService {
             return Err(ChatError::PermissionDenied("only admins post in a broadcast room".into()));
         }
         thawed(&membership)?;
+        unblocked(&membership)?;
         self.slow_mode(caller, req.room_id, &membership).await?;
         let new = NewMessage {
             room_id: req.room_id,
@@ -118,19 +120,21 @@ impl ChatService {
         };
         let reply = Some(ServerFrame::MessageSent { message: message.clone(), duplicate });
         let sender = caller.clone();
-        let then = Box::pin(async move { self.distribute(endpoint, &sender, &message, mentioned).await });
+        let blocked_by = membership.blocked_by;
+        let then = Box::pin(async move { self.distribute(endpoint, &sender, &message, mentioned, &blocked_by).await });
         Ok(Answer { reply, then: Some(then) })
     }
 
     /// Everything that follows a stored message: the cache, the fan-out (one payload for every
-    /// member's connections but the sending one), the channels, mention notifications and the
-    /// members' delivery positions.
+    /// member's connections but the sending one, flagged for those who blocked the sender), the
+    /// channels, mention notifications and the members' delivery positions.
     async fn distribute(
         &self,
         endpoint: Option<&str>,
         sender: &Caller,
         message: &Message,
-        mentioned: Vec<String>,
+        mut mentioned: Vec<String>,
+        blocked_by: &[String],
     ) -> Result<()> {
         let room_id = message.room_id;
         // Before any post: a member who has the message and asks for history finds it cached.
@@ -144,6 +148,7 @@ impl ChatService {
             }
         }
         let frame = ServerFrame::NewMessage { message: message.clone() };
+        mentioned.retain(|user| !blocked_by.contains(user));
         let mention_channels: Vec<Channel> = mentioned.into_iter().map(Channel::User).collect();
         let mention = ServerFrame::Mention { room_id, message: message.clone() };
         let skip = Skip::Connection(&sender.connection_id);
@@ -151,6 +156,11 @@ impl ChatService {
         // System messages do not count as unread, nor move delivery positions.
         let position = (message.message_type != MessageType::System).then_some((room_id, message.seq));
         let payload: Payload = frame.to_json().into();
+        let flagged = (!blocked_by.is_empty()).then(|| {
+            let message = Message { sender_blocked: true, ..message.clone() };
+            Payload::from(ServerFrame::NewMessage { message }.to_json())
+        });
+        let payloads = Payloads { all: &payload, instead: flagged.as_ref().map(|flagged| (blocked_by, flagged)) };
         let tenant_id = &sender.tenant_id;
         // The tenant's backend hears of it too: once per message (a retried fan-out's event has
         // the same id), and not of system messages.
@@ -161,7 +171,7 @@ impl ChatService {
             }
         };
         let (offline, (), (), ()) = tokio::join!(
-            self.fanout.to(endpoint, tenant_id, Audience::Room(room_id), &payload, skip, position),
+            self.fanout.to(endpoint, tenant_id, Audience::Room(room_id), payloads, skip, position),
             self.publish(tenant_id, &room_channel, &frame),
             self.publish(tenant_id, &mention_channels, &mention),
             webhook,
@@ -200,7 +210,7 @@ impl ChatService {
         };
         if let Inserted::New { message, mentioned } = self.store.insert_message(&system, new).await? {
             // Committed: as any fan-out after a change, a failure is logged, not the request's.
-            if let Err(err) = self.distribute(endpoint, &system, &message, mentioned).await {
+            if let Err(err) = self.distribute(endpoint, &system, &message, mentioned, &[]).await {
                 tracing::warn!(error = %err, "fan-out of a system message failed");
             }
         }
@@ -258,8 +268,13 @@ impl ChatService {
         message_id: Uuid,
     ) -> Result<ServerFrame> {
         let (message, membership) = self.message_for(caller, message_id).await?;
-        // Others' messages: as with removing, muting and banning, only from someone of lower
-        // rank; a room's admins delete any message in it.
+        self.may_delete(caller, &message, &membership).await?;
+        self.remove_message(caller, endpoint, message_id).await
+    }
+
+    /// Others' messages: as with removing, muting and banning, only from someone of lower rank;
+    /// a room's admins delete any message in it.
+    async fn may_delete(&self, caller: &Caller, message: &Message, membership: &Membership) -> Result<()> {
         if message.sender_id != caller.user_id && membership.role != Role::Admin {
             if membership.role.rank() < Role::Moderator.rank() {
                 return Err(ChatError::PermissionDenied("only moderators and admins delete others' messages".into()));
@@ -273,6 +288,16 @@ impl ChatService {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Deletes a message its deleter may delete, tells the room, and closes its open reports.
+    pub(super) async fn remove_message(
+        &self,
+        caller: &Caller,
+        endpoint: Option<&str>,
+        message_id: Uuid,
+    ) -> Result<ServerFrame> {
         let deleted = self.store.delete_message(caller, message_id).await?.ok_or(ChatError::NotFound("message"))?;
         self.uncache(deleted.room_id).await;
         // Members who had it unread count one less: they know from their read position.
@@ -287,6 +312,7 @@ impl ChatService {
         if self.store.unpin(&caller.tenant_id, message_id).await? {
             self.unpinned(endpoint, caller, deleted.room_id, message_id).await;
         }
+        self.close_reports(caller, endpoint, deleted.room_id, message_id).await?;
         Ok(frame)
     }
 
@@ -298,7 +324,7 @@ impl ChatService {
             Kept::Postgres => self.store.edit_history(&caller.tenant_id, message_id).await?,
             Kept::Archive(versions) => versions,
         };
-        let current = self.present(caller, &membership, vec![message]).await?.remove(0);
+        let current = flag_blocked(&membership, self.present(caller, &membership, vec![message]).await?).remove(0);
         Ok(ServerFrame::EditHistory { message_id, current, versions })
     }
 
@@ -357,7 +383,8 @@ impl ChatService {
         let has_more = more || replies.len() > limit as usize;
         replies.truncate(limit as usize);
         let next_cursor = has_more.then(|| replies.last().map(|m| Cursor(m.seq))).flatten();
-        let mut shown = self.present(caller, &membership, [vec![parent], replies].concat()).await?;
+        let shown = self.present(caller, &membership, [vec![parent], replies].concat()).await?;
+        let mut shown = flag_blocked(&membership, shown);
         let parent = shown.remove(0);
         Ok(ServerFrame::Thread { parent, replies: shown, has_more, next_cursor })
     }
@@ -446,7 +473,7 @@ impl ChatService {
             Box::pin(self.history_page(&caller.tenant_id, &req, page_limit(req.limit), membership.version)).await?;
         let edge = if req.after.is_some() { messages.last() } else { messages.first() };
         let next_cursor = has_more.then(|| edge.map(|m| Cursor(m.seq))).flatten();
-        let messages = self.present(caller, &membership, messages).await?;
+        let messages = flag_blocked(&membership, self.present(caller, &membership, messages).await?);
         Ok(ServerFrame::History { room_id: req.room_id, messages, has_more, next_cursor })
     }
 

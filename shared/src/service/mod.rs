@@ -2,9 +2,11 @@
 //! (a Lambda function or the local gateway). Room and message operations live in the submodules.
 
 mod archive;
+mod blocks;
 mod export;
 mod messages;
 mod moderation;
+mod reports;
 mod rooms;
 pub(crate) mod validate;
 
@@ -468,6 +470,14 @@ impl ChatService {
             F::FreezeRoom { room_id } => self.freeze_room(caller, endpoint, room_id).await?,
             F::UnfreezeRoom { room_id } => self.unfreeze_room(caller, endpoint, room_id).await?,
             F::SetSlowMode { room_id, seconds } => self.set_slow_mode(caller, endpoint, room_id, seconds).await?,
+            F::BlockUser { user_id } => self.block_user(caller, endpoint, &user_id).await?,
+            F::UnblockUser { user_id } => self.unblock_user(caller, endpoint, &user_id).await?,
+            F::ListBlocked => self.list_blocked(caller).await?,
+            F::ReportMessage { message_id, reason } => {
+                self.report_message(caller, endpoint, message_id, &reason).await?
+            }
+            F::ListReports { room_id, status } => self.list_reports(caller, room_id, status).await?,
+            F::ResolveReport { report_id, action } => self.resolve_report(caller, endpoint, report_id, action).await?,
             F::SendMessage(req) => return self.send_message(caller, endpoint, req).await,
             F::CreateRoom(req) => self.create_room(caller, endpoint, req).await?,
             F::JoinRoom { room_id } => self.join_room(caller, endpoint, room_id).await?,
@@ -635,7 +645,7 @@ impl ChatService {
     ) -> Result<Vec<String>> {
         let payload: Payload = frame.to_json().into();
         let (offline, ()) = tokio::join!(
-            self.fanout.to(endpoint, tenant_id, audience, &payload, skip, None),
+            self.fanout.to(endpoint, tenant_id, audience, (&payload).into(), skip, None),
             self.publish(tenant_id, channels, frame)
         );
         Ok(offline?)

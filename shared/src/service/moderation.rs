@@ -87,12 +87,12 @@ impl ChatService {
         frame
     }
 
-    pub(super) async fn list_pins(&self, caller: &Caller, room_id: Uuid) -> Result<ServerFrame> {
+    pub async fn list_pins(&self, caller: &Caller, room_id: Uuid) -> Result<ServerFrame> {
         let membership = self.member(caller, room_id).await?;
         let pins = self.store.pins(&caller.tenant_id, room_id).await?;
         let (by, messages): (Vec<_>, Vec<_>) =
             pins.into_iter().map(|p| ((p.pinned_by, p.pinned_at), p.message)).unzip();
-        let shown = self.present(caller, &membership, messages).await?;
+        let shown = super::blocks::flag_blocked(&membership, self.present(caller, &membership, messages).await?);
         let pins = shown
             .into_iter()
             .zip(by)

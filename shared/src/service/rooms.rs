@@ -70,8 +70,11 @@ impl ChatService {
                 members.push(user);
             }
         }
-        if req.room_type == RoomType::Direct && members.len() != 1 {
-            return Err(ChatError::Invalid("a direct room has exactly one other participant".into()));
+        if req.room_type == RoomType::Direct {
+            let [other] = members.as_slice() else {
+                return Err(ChatError::Invalid("a direct room has exactly one other participant".into()));
+            };
+            self.may_write_to(caller, other).await?;
         }
         let name = match (req.room_type, req.name.as_deref().map(str::trim)) {
             (_, Some(name)) if !name.is_empty() => name.to_string(),

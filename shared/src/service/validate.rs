@@ -23,6 +23,12 @@ pub const MAX_MUTE_SECS: u64 = 30 * 24 * 3600;
 pub const MAX_SLOW_MODE_SECS: i32 = 3600;
 /// Pinned messages a room holds at most.
 pub const MAX_PINS: i64 = 50;
+/// Users one user blocks at most.
+pub const MAX_BLOCKS: i64 = 1_000;
+/// A report's reason.
+pub const MAX_REASON_CHARS: usize = 500;
+/// Reports one listing returns at most.
+pub const MAX_REPORTS_PAGE: i64 = 100;
 
 pub fn check_len(field: &str, value: &str, max: usize) -> Result<()> {
     if value.chars().count() > max {

@@ -214,6 +214,7 @@ pub(super) fn message_from_row(row: &Row) -> Result<Message, StoreError> {
         deleted_at: row.get("deleted_at"),
         deleted_by: row.get("deleted_by"),
         reactions: Vec::new(),
+        sender_blocked: false,
     })
 }
 

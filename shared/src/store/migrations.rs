@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0010_client_room_id", include_str!("../../../migrations/0010_client_room_id.sql")),
     ("0011_webhooks", include_str!("../../../migrations/0011_webhooks.sql")),
     ("0012_room_moderation", include_str!("../../../migrations/0012_room_moderation.sql")),
+    ("0013_blocks_and_reports", include_str!("../../../migrations/0013_blocks_and_reports.sql")),
 ];
 
 /// Returns the versions applied by this call. Concurrent callers serialize on an advisory lock.

@@ -2,10 +2,12 @@
 //! filters on the tenant, except the typing-expiry sweep, which is system-wide by nature.
 
 mod archive;
+mod blocks;
 pub mod messages;
 mod metrics;
 mod migrations;
 mod pins;
+mod reports;
 mod rooms;
 mod sql;
 pub mod tls;
@@ -14,10 +16,12 @@ mod users;
 mod webhooks;
 
 pub use archive::{ArchiveStep, ArchivedMonth, ArchivedPlace, MonthWritten};
+pub use blocks::Blocked;
 pub use messages::{Edited, Inserted, NewMessage, ReactionChange, ReadPosition, ReadResult};
 pub use metrics::{RoomMetrics, TenantMetrics};
 pub use migrations::{migrate, MIGRATIONS};
 pub use pins::Pinned;
+pub use reports::{Closing, Filed, ReportFilter};
 pub use rooms::{Members, Membership, NewRoom, RoomVersion};
 pub use sql::StatementMode;
 pub use typing::ExpiredTyping;

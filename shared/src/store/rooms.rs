@@ -36,6 +36,10 @@ pub struct Membership {
     pub room_type: RoomType,
     pub frozen: bool,
     pub slow_mode_seconds: i32,
+    /// The room's members who blocked this one.
+    pub blocked_by: Vec<String>,
+    /// The users this member blocked (anywhere in the tenant).
+    pub blocks: Vec<String>,
     /// The room's messages as of this read, for the recent-message cache's check.
     pub version: RoomVersion,
 }
@@ -182,7 +186,12 @@ impl Store {
             .client()
             .await?
             .query_opt_cached(
-                "SELECT p.role, p.muted_until, r.room_type, r.last_seq, r.changes, r.frozen, r.slow_mode_seconds
+                "SELECT p.role, p.muted_until, r.room_type, r.last_seq, r.changes, r.frozen, r.slow_mode_seconds,
+                        ARRAY(SELECT b.blocker FROM chat_blocks b
+                              JOIN chat_room_participants o
+                                ON o.tenant_id = $1 AND o.room_id = $2 AND o.user_id = b.blocker
+                              WHERE b.tenant_id = $1 AND b.blocked = $3),
+                        ARRAY(SELECT blocked FROM chat_blocks WHERE tenant_id = $1 AND blocker = $3)
                  FROM chat_room_participants p JOIN chat_rooms r ON r.tenant_id = p.tenant_id AND r.id = p.room_id
                  WHERE p.tenant_id = $1 AND p.room_id = $2 AND p.user_id = $3",
                 &[&tenant_id, &room_id, &user_id],
@@ -196,6 +205,8 @@ impl Store {
                 version: RoomVersion { last_seq: r.get(3), changes: r.get(4) },
                 frozen: r.get(5),
                 slow_mode_seconds: r.get(6),
+                blocked_by: r.get(7),
+                blocks: r.get(8),
             })
         })
         .transpose()
@@ -263,6 +274,20 @@ impl Store {
             .await?
             .query_cached(
                 "SELECT user_id FROM chat_room_participants WHERE tenant_id = $1 AND room_id = $2",
+                &[&tenant_id, &room_id],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The room's moderators and admins.
+    pub async fn moderators(&self, tenant_id: &str, room_id: Uuid) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .client()
+            .await?
+            .query_cached(
+                "SELECT user_id FROM chat_room_participants
+                 WHERE tenant_id = $1 AND room_id = $2 AND role IN ('moderator', 'admin')",
                 &[&tenant_id, &room_id],
             )
             .await?;
