@@ -2,7 +2,7 @@
 //! and the blocker's clients get the blocked user's messages elsewhere flagged.
 
 use super::validate::{self, MAX_BLOCKS};
-use super::{Audience, ChatError, ChatService, Result, Skip};
+use super::{Audience, ChatError, ChatService, Request, Result, Skip};
 use crate::channels::Channel;
 use crate::model::{Caller, Message, RoomType};
 use crate::protocol::ServerFrame;
@@ -27,12 +27,8 @@ pub(super) fn flag_blocked(membership: &Membership, mut messages: Vec<Message>) 
 }
 
 impl ChatService {
-    pub(super) async fn block_user(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        user_id: &str,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn block_user(&self, request: Request<'_, '_>, user_id: &str) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         validate::check_id("user_id", user_id)?;
         if user_id == caller.user_id {
             return Err(ChatError::Invalid("you cannot block yourself".into()));
@@ -44,23 +40,19 @@ impl ChatService {
         };
         let frame = ServerFrame::UserBlocked { user_id: blocked.user_id, blocked_at: blocked.blocked_at };
         if new {
-            self.tell_own(endpoint, caller, &frame).await;
+            self.tell_own(request, &frame).await;
         }
         Ok(frame)
     }
 
-    pub(super) async fn unblock_user(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        user_id: &str,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn unblock_user(&self, request: Request<'_, '_>, user_id: &str) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         validate::check_id("user_id", user_id)?;
         if !self.store.unblock(&caller.tenant_id, &caller.user_id, user_id).await? {
             return Err(ChatError::NotFound("block"));
         }
         let frame = ServerFrame::UserUnblocked { user_id: user_id.to_string() };
-        self.tell_own(endpoint, caller, &frame).await;
+        self.tell_own(request, &frame).await;
         Ok(frame)
     }
 
@@ -77,7 +69,8 @@ impl ChatService {
     }
 
     /// Tells the caller's other connections (their other devices) of a change of their own.
-    async fn tell_own(&self, endpoint: Option<&str>, caller: &Caller, frame: &ServerFrame) {
+    async fn tell_own(&self, request: Request<'_, '_>, frame: &ServerFrame) {
+        let Request { caller, endpoint } = request;
         let me = [caller.user_id.clone()];
         let skip = Skip::Connection(&caller.connection_id);
         let channels = [Channel::User(caller.user_id.clone())];

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::blocks::{flag_blocked, unblocked};
 use super::moderation::thawed;
 use super::validate;
-use super::{Answer, Audience, ChatError, ChatService, Result, Skip};
+use super::{Answer, Audience, ChatError, ChatService, Request, Result, Skip};
 use crate::cache::Page;
 use crate::channels::Channel;
 use crate::fanout::{Payload, Payloads};
@@ -78,12 +78,8 @@ impl ChatService {
     }
 
     /// Stores the message; its fan-out follows the reply (`Answer::then`).
-    pub(super) async fn send_message<'a>(
-        &'a self,
-        caller: &Caller,
-        endpoint: Option<&'a str>,
-        req: SendMessage,
-    ) -> Result<Answer<'a>> {
+    pub(super) async fn send_message<'a>(&'a self, request: Request<'_, 'a>, req: SendMessage) -> Result<Answer<'a>> {
+        let Request { caller, endpoint } = request;
         Span::current().record("room_id", req.room_id.to_string());
         validate::check_message(&req)?;
         let membership = self.member(caller, req.room_id).await?;
@@ -185,13 +181,8 @@ impl ChatService {
 
     /// Posts a system message (joins, leaves, role changes) in the room, to everyone but the
     /// connection whose action it records (which has its reply).
-    pub(super) async fn system_message(
-        &self,
-        endpoint: Option<&str>,
-        cause: &Caller,
-        room_id: Uuid,
-        content: String,
-    ) -> Result<()> {
+    pub(super) async fn system_message(&self, request: Request<'_, '_>, room_id: Uuid, content: String) -> Result<()> {
+        let Request { caller: cause, endpoint } = request;
         let system = Caller {
             connection_id: cause.connection_id.clone(),
             tenant_id: cause.tenant_id.clone(),
@@ -219,11 +210,11 @@ impl ChatService {
 
     pub(super) async fn edit_message(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         message_id: Uuid,
         content: String,
     ) -> Result<ServerFrame> {
+        let Request { caller, endpoint } = request;
         let (message, membership) = self.message_for(caller, message_id).await?;
         unmuted(&membership)?;
         thawed(&membership)?;
@@ -261,15 +252,11 @@ impl ChatService {
         Ok(frame)
     }
 
-    pub(super) async fn delete_message(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        message_id: Uuid,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn delete_message(&self, request: Request<'_, '_>, message_id: Uuid) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         let (message, membership) = self.message_for(caller, message_id).await?;
         self.may_delete(caller, &message, &membership).await?;
-        self.remove_message(caller, endpoint, message_id).await
+        self.remove_message(request, message_id).await
     }
 
     /// Others' messages: as with removing, muting and banning, only from someone of lower rank;
@@ -292,12 +279,8 @@ impl ChatService {
     }
 
     /// Deletes a message its deleter may delete, tells the room, and closes its open reports.
-    pub(super) async fn remove_message(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        message_id: Uuid,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn remove_message(&self, request: Request<'_, '_>, message_id: Uuid) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         let deleted = self.store.delete_message(caller, message_id).await?.ok_or(ChatError::NotFound("message"))?;
         self.uncache(deleted.room_id).await;
         // Members who had it unread count one less: they know from their read position.
@@ -307,12 +290,12 @@ impl ChatService {
             deleted_by: caller.user_id.clone(),
             deleted_at: deleted.deleted_at.unwrap_or_else(chrono::Utc::now),
         };
-        self.tell_room(endpoint, caller, deleted.room_id, &frame).await;
+        self.tell_room(request, deleted.room_id, &frame).await;
         // A deleted message is no longer pinned.
         if self.store.unpin(&caller.tenant_id, message_id).await? {
-            self.unpinned(endpoint, caller, deleted.room_id, message_id).await;
+            self.unpinned(request, deleted.room_id, message_id).await;
         }
-        self.close_reports(caller, endpoint, deleted.room_id, message_id).await?;
+        self.close_reports(request, deleted.room_id, message_id).await?;
         Ok(frame)
     }
 
@@ -330,12 +313,12 @@ impl ChatService {
 
     pub(super) async fn react(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         message_id: Uuid,
         emoji: String,
         change: ReactionChange,
     ) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         validate::check_emoji(&emoji)?;
         let (message, membership) = self.message_for(caller, message_id).await?;
         unmuted(&membership)?;
@@ -357,7 +340,7 @@ impl ChatService {
         };
         if changed {
             self.uncache(room_id).await;
-            self.tell_room(endpoint, caller, room_id, &frame).await;
+            self.tell_room(request, room_id, &frame).await;
         }
         Ok(frame)
     }
@@ -406,11 +389,11 @@ impl ChatService {
 
     pub(super) async fn typing(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         room_id: Uuid,
         change: Typing,
     ) -> Result<Option<ServerFrame>> {
+        let Request { caller, endpoint } = request;
         let membership = self.member(caller, room_id).await?;
         let (changed, frame) = match change {
             Typing::Start => {
@@ -435,13 +418,8 @@ impl ChatService {
         Ok(None)
     }
 
-    pub(super) async fn mark_read(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        room_id: Uuid,
-        ids: &[Uuid],
-    ) -> Result<ServerFrame> {
+    pub(super) async fn mark_read(&self, request: Request<'_, '_>, room_id: Uuid, ids: &[Uuid]) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         if ids.len() > MAX_HISTORY_PAGE as usize {
             return Err(ChatError::Invalid(format!("at most {MAX_HISTORY_PAGE} message_ids at a time")));
         }
@@ -455,7 +433,7 @@ impl ChatService {
                 message_ids: read.message_ids.clone(),
                 read_at: read.read_at,
             };
-            self.tell_room(endpoint, caller, room_id, &event).await;
+            self.tell_room(request, room_id, &event).await;
         }
         Ok(ServerFrame::ReadMarked {
             room_id,

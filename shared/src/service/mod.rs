@@ -174,6 +174,14 @@ pub enum InitError {
     Redis(#[from] redis::RedisError),
 }
 
+/// One request: who asks, and the management endpoint of the event that carried it (on AWS the
+/// stage's; `None` locally and over HTTP, where the configured one serves).
+#[derive(Clone, Copy)]
+pub struct Request<'c, 'e> {
+    pub caller: &'c Caller,
+    pub endpoint: Option<&'e str>,
+}
+
 impl ChatService {
     /// Posts go through the real management API client (Lambda, or a gateway's `@connections`).
     pub async fn new(config: Config) -> Result<Self, InitError> {
@@ -409,7 +417,7 @@ impl ChatService {
                     .record("tenant_id", caller.tenant_id.as_str());
                 metrics::tenant(&caller.tenant_id);
                 self.limit(limit_of(&frame), Subject::User(&caller)).await?;
-                self.dispatch(&caller, endpoint, frame).await
+                self.dispatch(Request { caller: &caller, endpoint }, frame).await
             })
             .await;
         let answer = match result {
@@ -454,72 +462,58 @@ impl ChatService {
         unposted
     }
 
-    async fn dispatch<'a>(
-        &'a self,
-        caller: &Caller,
-        endpoint: Option<&'a str>,
-        frame: ClientFrame,
-    ) -> Result<Answer<'a>> {
+    async fn dispatch<'a>(&'a self, request: Request<'_, 'a>, frame: ClientFrame) -> Result<Answer<'a>> {
+        let Request { caller, .. } = request;
         use ClientFrame as F;
         let reply = match frame {
             F::Ping => ServerFrame::Pong,
             F::RefreshToken { token } => self.refresh_token(caller, &token).await?,
-            F::PinMessage { message_id } => self.pin_message(caller, endpoint, message_id).await?,
-            F::UnpinMessage { message_id } => self.unpin_message(caller, endpoint, message_id).await?,
+            F::PinMessage { message_id } => self.pin_message(request, message_id).await?,
+            F::UnpinMessage { message_id } => self.unpin_message(request, message_id).await?,
             F::ListPins { room_id } => self.list_pins(caller, room_id).await?,
-            F::FreezeRoom { room_id } => self.freeze_room(caller, endpoint, room_id).await?,
-            F::UnfreezeRoom { room_id } => self.unfreeze_room(caller, endpoint, room_id).await?,
-            F::SetSlowMode { room_id, seconds } => self.set_slow_mode(caller, endpoint, room_id, seconds).await?,
-            F::BlockUser { user_id } => self.block_user(caller, endpoint, &user_id).await?,
-            F::UnblockUser { user_id } => self.unblock_user(caller, endpoint, &user_id).await?,
+            F::FreezeRoom { room_id } => self.freeze_room(request, room_id).await?,
+            F::UnfreezeRoom { room_id } => self.unfreeze_room(request, room_id).await?,
+            F::SetSlowMode { room_id, seconds } => self.set_slow_mode(request, room_id, seconds).await?,
+            F::BlockUser { user_id } => self.block_user(request, &user_id).await?,
+            F::UnblockUser { user_id } => self.unblock_user(request, &user_id).await?,
             F::ListBlocked => self.list_blocked(caller).await?,
-            F::ReportMessage { message_id, reason } => {
-                self.report_message(caller, endpoint, message_id, &reason).await?
-            }
+            F::ReportMessage { message_id, reason } => self.report_message(request, message_id, &reason).await?,
             F::ListReports { room_id, status } => self.list_reports(caller, room_id, status).await?,
-            F::ResolveReport { report_id, action } => self.resolve_report(caller, endpoint, report_id, action).await?,
-            F::SendMessage(req) => return self.send_message(caller, endpoint, req).await,
-            F::CreateRoom(req) => self.create_room(caller, endpoint, req).await?,
-            F::JoinRoom { room_id } => self.join_room(caller, endpoint, room_id).await?,
-            F::LeaveRoom { room_id } => self.leave_room(caller, endpoint, room_id).await?,
+            F::ResolveReport { report_id, action } => self.resolve_report(request, report_id, action).await?,
+            F::SendMessage(req) => return self.send_message(request, req).await,
+            F::CreateRoom(req) => self.create_room(request, req).await?,
+            F::JoinRoom { room_id } => self.join_room(request, room_id).await?,
+            F::LeaveRoom { room_id } => self.leave_room(request, room_id).await?,
             F::UpdateRoom { room_id, name, description, is_private } => {
-                self.update_room(caller, endpoint, room_id, name, description, is_private).await?
+                self.update_room(request, room_id, name, description, is_private).await?
             }
-            F::Invite { room_id, user_ids } => self.invite(caller, endpoint, room_id, user_ids).await?,
-            F::RemoveParticipant { room_id, user_id } => {
-                self.remove_participant(caller, endpoint, room_id, &user_id).await?
-            }
-            F::SetRole { room_id, user_id, role } => self.set_role(caller, endpoint, room_id, &user_id, role).await?,
+            F::Invite { room_id, user_ids } => self.invite(request, room_id, user_ids).await?,
+            F::RemoveParticipant { room_id, user_id } => self.remove_participant(request, room_id, &user_id).await?,
+            F::SetRole { room_id, user_id, role } => self.set_role(request, room_id, &user_id, role).await?,
             F::MuteUser { room_id, user_id, duration_seconds } => {
-                self.mute(caller, endpoint, room_id, &user_id, duration_seconds).await?
+                self.mute(request, room_id, &user_id, duration_seconds).await?
             }
-            F::UnmuteUser { room_id, user_id } => self.unmute(caller, endpoint, room_id, &user_id).await?,
-            F::BanUser { room_id, user_id, reason } => self.ban(caller, endpoint, room_id, &user_id, reason).await?,
-            F::UnbanUser { room_id, user_id } => self.unban(caller, endpoint, room_id, &user_id).await?,
+            F::UnmuteUser { room_id, user_id } => self.unmute(request, room_id, &user_id).await?,
+            F::BanUser { room_id, user_id, reason } => self.ban(request, room_id, &user_id, reason).await?,
+            F::UnbanUser { room_id, user_id } => self.unban(request, room_id, &user_id).await?,
             F::ListRooms { room_type } => self.list_rooms(caller, room_type).await?,
             F::GetPresence { user_ids } => self.presence_of(caller, user_ids).await?,
-            F::Announce { content } => self.announce(caller, endpoint, content).await?,
-            F::EditMessage { message_id, content } => self.edit_message(caller, endpoint, message_id, content).await?,
-            F::DeleteMessage { message_id } => self.delete_message(caller, endpoint, message_id).await?,
+            F::Announce { content } => self.announce(request, content).await?,
+            F::EditMessage { message_id, content } => self.edit_message(request, message_id, content).await?,
+            F::DeleteMessage { message_id } => self.delete_message(request, message_id).await?,
             F::GetEditHistory { message_id } => self.edit_history(caller, message_id).await?,
-            F::AddReaction { message_id, emoji } => {
-                self.react(caller, endpoint, message_id, emoji, ReactionChange::Add).await?
-            }
+            F::AddReaction { message_id, emoji } => self.react(request, message_id, emoji, ReactionChange::Add).await?,
             F::RemoveReaction { message_id, emoji } => {
-                self.react(caller, endpoint, message_id, emoji, ReactionChange::Remove).await?
+                self.react(request, message_id, emoji, ReactionChange::Remove).await?
             }
             F::GetThread { message_id, after, limit } => self.thread(caller, message_id, after, limit).await?,
             F::GetReceipts { message_id } => self.receipts(caller, message_id).await?,
             F::GetUnread => {
                 ServerFrame::Unread { rooms: self.store.unread_summary(&caller.tenant_id, &caller.user_id).await? }
             }
-            F::TypingStart { room_id } => {
-                return self.typing(caller, endpoint, room_id, Typing::Start).await.map(Answer::from)
-            }
-            F::TypingStop { room_id } => {
-                return self.typing(caller, endpoint, room_id, Typing::Stop).await.map(Answer::from)
-            }
-            F::MarkRead { room_id, message_ids } => self.mark_read(caller, endpoint, room_id, &message_ids).await?,
+            F::TypingStart { room_id } => return self.typing(request, room_id, Typing::Start).await.map(Answer::from),
+            F::TypingStop { room_id } => return self.typing(request, room_id, Typing::Stop).await.map(Answer::from),
+            F::MarkRead { room_id, message_ids } => self.mark_read(request, room_id, &message_ids).await?,
             F::GetHistory(req) => self.history(caller, req).await?,
         };
         Ok(Answer::from(Some(reply)))
@@ -594,7 +588,8 @@ impl ChatService {
 
     /// Tells a room's members of the caller's change, on every connection but the caller's
     /// own (which has the reply) and on the room's channel.
-    async fn tell_room(&self, endpoint: Option<&str>, caller: &Caller, room_id: Uuid, frame: &ServerFrame) {
+    async fn tell_room(&self, request: Request<'_, '_>, room_id: Uuid, frame: &ServerFrame) {
+        let Request { caller, endpoint } = request;
         let skip = Skip::Connection(&caller.connection_id);
         self.fan_out_room(endpoint, &caller.tenant_id, room_id, frame, skip, &[Channel::Room(room_id)]).await
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::validate::{MAX_PINS, MAX_SLOW_MODE_SECS};
-use super::{ChatError, ChatService, Result};
+use super::{ChatError, ChatService, Request, Result};
 use crate::model::{Caller, Pin, Role};
 use crate::protocol::ServerFrame;
 use crate::store::{Membership, Pinned};
@@ -34,12 +34,8 @@ impl ChatService {
             .map_err(|retry_after_ms| ChatError::RateLimited { retry_after_ms })
     }
 
-    pub(super) async fn pin_message(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        message_id: Uuid,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn pin_message(&self, request: Request<'_, '_>, message_id: Uuid) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         let (message, membership) = self.message_for(caller, message_id).await?;
         super::rooms::require(&membership, Role::Moderator, "pinning")?;
         if message.deleted_at.is_some() {
@@ -55,35 +51,26 @@ impl ChatService {
         let mut shown = self.present(caller, &membership, vec![message]).await?;
         let frame = ServerFrame::MessagePinned { room_id, pin: Pin { message: shown.remove(0), pinned_by, pinned_at } };
         if new {
-            self.tell_room(endpoint, caller, room_id, &frame).await;
+            self.tell_room(request, room_id, &frame).await;
         }
         Ok(frame)
     }
 
-    pub(super) async fn unpin_message(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        message_id: Uuid,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn unpin_message(&self, request: Request<'_, '_>, message_id: Uuid) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         let (message, membership) = self.message_for(caller, message_id).await?;
         super::rooms::require(&membership, Role::Moderator, "unpinning")?;
         if !self.store.unpin(&caller.tenant_id, message_id).await? {
             return Err(ChatError::NotFound("pin"));
         }
-        Ok(self.unpinned(endpoint, caller, message.room_id, message_id).await)
+        Ok(self.unpinned(request, message.room_id, message_id).await)
     }
 
     /// Tells the room a message is no longer pinned (unpinned, or deleted).
-    pub(super) async fn unpinned(
-        &self,
-        endpoint: Option<&str>,
-        caller: &Caller,
-        room_id: Uuid,
-        message_id: Uuid,
-    ) -> ServerFrame {
+    pub(super) async fn unpinned(&self, request: Request<'_, '_>, room_id: Uuid, message_id: Uuid) -> ServerFrame {
+        let Request { caller, .. } = request;
         let frame = ServerFrame::MessageUnpinned { room_id, message_id, by: caller.user_id.clone() };
-        self.tell_room(endpoint, caller, room_id, &frame).await;
+        self.tell_room(request, room_id, &frame).await;
         frame
     }
 
@@ -101,52 +88,44 @@ impl ChatService {
         Ok(ServerFrame::Pins { room_id, pins })
     }
 
-    pub(super) async fn freeze_room(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        room_id: Uuid,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn freeze_room(&self, request: Request<'_, '_>, room_id: Uuid) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         let membership = self.member(caller, room_id).await?;
         super::rooms::require(&membership, Role::Admin, "freezing")?;
         let frame = ServerFrame::RoomFrozen { room_id, by: caller.user_id.clone() };
-        self.set_frozen(caller, endpoint, room_id, true, frame).await
+        self.set_frozen(request, room_id, true, frame).await
     }
 
-    pub(super) async fn unfreeze_room(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        room_id: Uuid,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn unfreeze_room(&self, request: Request<'_, '_>, room_id: Uuid) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         let membership = self.member(caller, room_id).await?;
         super::rooms::require(&membership, Role::Admin, "unfreezing")?;
         let frame = ServerFrame::RoomUnfrozen { room_id, by: caller.user_id.clone() };
-        self.set_frozen(caller, endpoint, room_id, false, frame).await
+        self.set_frozen(request, room_id, false, frame).await
     }
 
     /// Stores whether the room is frozen and tells the room with `frame` when that changed.
     async fn set_frozen(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         room_id: Uuid,
         frozen: bool,
         frame: ServerFrame,
     ) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         if self.store.set_frozen(&caller.tenant_id, room_id, frozen).await? {
-            self.tell_room(endpoint, caller, room_id, &frame).await;
+            self.tell_room(request, room_id, &frame).await;
         }
         Ok(frame)
     }
 
     pub(super) async fn set_slow_mode(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         room_id: Uuid,
         seconds: i32,
     ) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         if !(0..=MAX_SLOW_MODE_SECS).contains(&seconds) {
             return Err(ChatError::Invalid(format!("seconds must be 0-{MAX_SLOW_MODE_SECS}")));
         }
@@ -154,7 +133,7 @@ impl ChatService {
         super::rooms::require(&membership, Role::Admin, "slow mode")?;
         self.store.set_slow_mode(&caller.tenant_id, room_id, seconds).await?;
         let frame = ServerFrame::SlowModeSet { room_id, seconds, by: caller.user_id.clone() };
-        self.tell_room(endpoint, caller, room_id, &frame).await;
+        self.tell_room(request, room_id, &frame).await;
         Ok(frame)
     }
 }

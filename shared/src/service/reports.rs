@@ -5,7 +5,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::validate::{self, MAX_REASON_CHARS, MAX_REPORTS_PAGE};
-use super::{Audience, ChatError, ChatService, Result, Skip};
+use super::{Audience, ChatError, ChatService, Request, Result, Skip};
 use crate::model::{Caller, MessageType, Report, ReportStatus, Role};
 use crate::protocol::{ReportAction, ServerFrame};
 use crate::store::{Closing, Filed, ReportFilter};
@@ -14,11 +14,11 @@ use crate::webhooks::Event;
 impl ChatService {
     pub(super) async fn report_message(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         message_id: Uuid,
         reason: &str,
     ) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         let reason = reason.trim();
         validate::check_len("reason", reason, MAX_REASON_CHARS)?;
         if reason.is_empty() {
@@ -41,7 +41,7 @@ impl ChatService {
         };
         self.webhooks.emit(&caller.tenant_id, Event::MessageFlagged, report.id, json!({ "report": &report })).await;
         let frame = ServerFrame::MessageReported { report };
-        self.tell_moderators(caller, endpoint, message.room_id, &frame).await?;
+        self.tell_moderators(request, message.room_id, &frame).await?;
         Ok(frame)
     }
 
@@ -67,11 +67,11 @@ impl ChatService {
 
     pub(super) async fn resolve_report(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         report_id: Uuid,
         action: ReportAction,
     ) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         let report = self.store.report(&caller.tenant_id, report_id).await?.ok_or(ChatError::NotFound("report"))?;
         if !caller.is_tenant_admin() {
             super::rooms::require(&self.member(caller, report.room_id).await?, Role::Moderator, "resolving reports")?;
@@ -87,7 +87,7 @@ impl ChatService {
                 // Another moderator closed it a moment ago.
                 let report = closed.pop().ok_or_else(|| ChatError::Invalid("the report is closed already".into()))?;
                 let frame = ServerFrame::ReportResolved { report: shown(report) };
-                self.tell_moderators(caller, endpoint, room_id, &frame).await?;
+                self.tell_moderators(request, room_id, &frame).await?;
                 Ok(frame)
             }
             // Deleting closes the message's reports, this one among them, and tells of each.
@@ -95,13 +95,13 @@ impl ChatService {
                 match &report.message {
                     Some(message) if message.deleted_at.is_none() => {
                         if caller.is_tenant_admin() {
-                            self.remove_message(caller, endpoint, message.id).await?;
+                            self.remove_message(request, message.id).await?;
                         } else {
-                            self.delete_message(caller, endpoint, message.id).await?;
+                            self.delete_message(request, message.id).await?;
                         }
                     }
                     // Deleted already (or archived): the reports close all the same.
-                    _ => self.close_reports(caller, endpoint, report.room_id, report.message_id).await?,
+                    _ => self.close_reports(request, report.room_id, report.message_id).await?,
                 }
                 let report =
                     self.store.report(&caller.tenant_id, report_id).await?.ok_or(ChatError::NotFound("report"))?;
@@ -111,30 +111,20 @@ impl ChatService {
     }
 
     /// Closes the open reports of a deleted message and tells the room's moderators of each.
-    pub(super) async fn close_reports(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        room_id: Uuid,
-        message_id: Uuid,
-    ) -> Result<()> {
+    pub(super) async fn close_reports(&self, request: Request<'_, '_>, room_id: Uuid, message_id: Uuid) -> Result<()> {
+        let Request { caller, .. } = request;
         let closing = Closing::Deleted(message_id);
         for report in self.store.close_reports(&caller.tenant_id, closing, &caller.user_id).await? {
             let frame = ServerFrame::ReportResolved { report: shown(report) };
-            self.tell_moderators(caller, endpoint, room_id, &frame).await?;
+            self.tell_moderators(request, room_id, &frame).await?;
         }
         Ok(())
     }
 
     /// Sends a report's frame to the moderators and admins of its room, on every connection but
     /// the caller's own (which has the reply).
-    async fn tell_moderators(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        room_id: Uuid,
-        frame: &ServerFrame,
-    ) -> Result<()> {
+    async fn tell_moderators(&self, request: Request<'_, '_>, room_id: Uuid, frame: &ServerFrame) -> Result<()> {
+        let Request { caller, endpoint } = request;
         let moderators = self.store.moderators(&caller.tenant_id, room_id).await?;
         let skip = Skip::Connection(&caller.connection_id);
         self.deliver(endpoint, &caller.tenant_id, Audience::Users(&moderators), frame, skip, &[]).await;

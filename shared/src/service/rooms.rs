@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::validate::{
     self, MAX_DESCRIPTION_CHARS, MAX_INITIAL_MEMBERS, MAX_MUTE_SECS, MAX_NAME_CHARS, MAX_USERS_PER_FRAME,
 };
-use super::{Audience, ChatError, ChatService, Result, Skip};
+use super::{Audience, ChatError, ChatService, Request, Result, Skip};
 use crate::channels::Channel;
 use crate::model::{Caller, Role, Room, RoomType};
 use crate::protocol::{CreateRoom, PresenceInfo, PresenceStatus, ServerFrame};
@@ -57,12 +57,8 @@ impl ChatService {
         Ok(membership)
     }
 
-    pub(super) async fn create_room(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        req: CreateRoom,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn create_room(&self, request: Request<'_, '_>, req: CreateRoom) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         validate::check_ids("participant", &req.participants, MAX_INITIAL_MEMBERS)?;
         let mut members: Vec<String> = Vec::new();
         for user in req.participants {
@@ -102,17 +98,13 @@ impl ChatService {
         let participants = self.store.participants(&caller.tenant_id, room_id).await?;
         let frame = ServerFrame::RoomCreated { room, participants };
         if created {
-            self.tell_room(endpoint, caller, room_id, &frame).await;
+            self.tell_room(request, room_id, &frame).await;
         }
         Ok(frame)
     }
 
-    pub(super) async fn join_room(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        room_id: Uuid,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn join_room(&self, request: Request<'_, '_>, room_id: Uuid) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         let room = self.room_of(caller, room_id).await?;
         if self.store.membership(&caller.tenant_id, room_id, &caller.user_id).await?.is_none() {
             if self.store.is_banned(&caller.tenant_id, room_id, &caller.user_id).await? {
@@ -129,39 +121,35 @@ impl ChatService {
                     user_id: caller.user_id.clone(),
                     display_name: caller.display_name.clone(),
                 };
-                self.tell_room(endpoint, caller, room_id, &frame).await;
-                self.system_message(endpoint, caller, room_id, format!("{} joined", caller.display_name)).await?;
+                self.tell_room(request, room_id, &frame).await;
+                self.system_message(request, room_id, format!("{} joined", caller.display_name)).await?;
             }
         }
         let participants = self.store.participants(&caller.tenant_id, room_id).await?;
         Ok(ServerFrame::RoomJoined { room, participants })
     }
 
-    pub(super) async fn leave_room(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        room_id: Uuid,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn leave_room(&self, request: Request<'_, '_>, room_id: Uuid) -> Result<ServerFrame> {
+        let Request { caller, endpoint } = request;
         self.member(caller, room_id).await?;
         if self.store.remove_participant(&caller.tenant_id, room_id, &caller.user_id).await? {
             let frame = ServerFrame::UserLeft { room_id, user_id: caller.user_id.clone() };
             self.fan_out_room(endpoint, &caller.tenant_id, room_id, &frame, Skip::Nobody, &[Channel::Room(room_id)])
                 .await;
-            self.system_message(endpoint, caller, room_id, format!("{} left", caller.display_name)).await?;
+            self.system_message(request, room_id, format!("{} left", caller.display_name)).await?;
         }
         Ok(ServerFrame::RoomLeft { room_id })
     }
 
     pub(super) async fn update_room(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         room_id: Uuid,
         name: Option<String>,
         description: Option<String>,
         is_private: Option<bool>,
     ) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         require(&self.member(caller, room_id).await?, Role::Admin, "changing room settings")?;
         let name = name.map(|n| n.trim().to_string());
         if let Some(name) = &name {
@@ -179,17 +167,17 @@ impl ChatService {
             .await?
             .ok_or(ChatError::NotFound("room"))?;
         let frame = ServerFrame::RoomUpdated { room };
-        self.tell_room(endpoint, caller, room_id, &frame).await;
+        self.tell_room(request, room_id, &frame).await;
         Ok(frame)
     }
 
     pub(super) async fn invite(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         room_id: Uuid,
         user_ids: Vec<String>,
     ) -> Result<ServerFrame> {
+        let Request { caller, endpoint } = request;
         validate::check_ids("user_id", &user_ids, MAX_USERS_PER_FRAME)?;
         let room = self.room_of(caller, room_id).await?;
         require(&self.member(caller, room_id).await?, Role::Moderator, "inviting")?;
@@ -209,38 +197,37 @@ impl ChatService {
             self.deliver(endpoint, &caller.tenant_id, Audience::Users(&added), &welcome, Skip::Nobody, &[]).await;
             for user in &added {
                 let joined = ServerFrame::UserJoined { room_id, user_id: user.clone(), display_name: user.clone() };
-                self.tell_room(endpoint, caller, room_id, &joined).await;
+                self.tell_room(request, room_id, &joined).await;
             }
             let text = format!("{} added {}", caller.display_name, added.join(", "));
-            self.system_message(endpoint, caller, room_id, text).await?;
+            self.system_message(request, room_id, text).await?;
         }
         Ok(ServerFrame::Invited { room_id, user_ids: added })
     }
 
     pub(super) async fn remove_participant(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         room_id: Uuid,
         user_id: &str,
     ) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         self.moderate(caller, room_id, user_id, Role::Moderator, "remove", false).await?;
         self.store.remove_participant(&caller.tenant_id, room_id, user_id).await?;
         let frame = ServerFrame::UserRemoved { room_id, user_id: user_id.into(), by: caller.user_id.clone() };
-        self.tell_room_and(endpoint, caller, room_id, user_id, &frame).await;
-        self.system_message(endpoint, caller, room_id, format!("{user_id} was removed by {}", caller.display_name))
-            .await?;
+        self.tell_room_and(request, room_id, user_id, &frame).await;
+        self.system_message(request, room_id, format!("{user_id} was removed by {}", caller.display_name)).await?;
         Ok(frame)
     }
 
     pub(super) async fn set_role(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         room_id: Uuid,
         user_id: &str,
         role: Role,
     ) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         validate::check_id("user_id", user_id)?;
         require(&self.member(caller, room_id).await?, Role::Admin, "changing roles")?;
         let target = self
@@ -256,21 +243,21 @@ impl ChatService {
         }
         self.store.set_role(&caller.tenant_id, room_id, user_id, role).await?;
         let frame = ServerFrame::RoleChanged { room_id, user_id: user_id.into(), role, by: caller.user_id.clone() };
-        self.tell_room(endpoint, caller, room_id, &frame).await;
+        self.tell_room(request, room_id, &frame).await;
         let text = format!("{user_id} is now {} (set by {})", role.as_str(), caller.display_name);
-        self.system_message(endpoint, caller, room_id, text).await?;
+        self.system_message(request, room_id, text).await?;
         Ok(frame)
     }
 
     /// Mutes for `duration` seconds (unset: the default).
     pub(super) async fn mute(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         room_id: Uuid,
         user_id: &str,
         duration: Option<u64>,
     ) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         self.moderate(caller, room_id, user_id, Role::Moderator, "mute", false).await?;
         let secs = duration.unwrap_or(DEFAULT_MUTE_SECS);
         if !(1..=MAX_MUTE_SECS).contains(&secs) {
@@ -278,85 +265,68 @@ impl ChatService {
         }
         let until = Utc::now() + chrono::Duration::seconds(secs as i64);
         let frame = ServerFrame::UserMuted { room_id, user_id: user_id.into(), until, by: caller.user_id.clone() };
-        self.set_muted_until(caller, endpoint, room_id, user_id, Some(until), frame).await
+        self.set_muted_until(request, room_id, user_id, Some(until), frame).await
     }
 
-    pub(super) async fn unmute(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        room_id: Uuid,
-        user_id: &str,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn unmute(&self, request: Request<'_, '_>, room_id: Uuid, user_id: &str) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         self.moderate(caller, room_id, user_id, Role::Moderator, "unmute", false).await?;
         let frame = ServerFrame::UserUnmuted { room_id, user_id: user_id.into(), by: caller.user_id.clone() };
-        self.set_muted_until(caller, endpoint, room_id, user_id, None, frame).await
+        self.set_muted_until(request, room_id, user_id, None, frame).await
     }
 
     /// Stores the mute's end (None: none) and tells the room with `frame`.
     async fn set_muted_until(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         room_id: Uuid,
         user_id: &str,
         until: Option<chrono::DateTime<Utc>>,
         frame: ServerFrame,
     ) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         self.store.set_muted_until(&caller.tenant_id, room_id, user_id, until).await?;
-        self.tell_room(endpoint, caller, room_id, &frame).await;
+        self.tell_room(request, room_id, &frame).await;
         Ok(frame)
     }
 
     pub(super) async fn ban(
         &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
+        request: Request<'_, '_>,
         room_id: Uuid,
         user_id: &str,
         reason: Option<String>,
     ) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         if let Some(reason) = &reason {
             validate::check_len("reason", reason, MAX_DESCRIPTION_CHARS)?;
         }
         self.moderate(caller, room_id, user_id, Role::Moderator, "ban", true).await?;
         self.store.ban(caller, room_id, user_id, reason.as_deref()).await?;
         let frame = ServerFrame::UserBanned { room_id, user_id: user_id.into(), by: caller.user_id.clone(), reason };
-        self.tell_room_and(endpoint, caller, room_id, user_id, &frame).await;
-        self.system_message(endpoint, caller, room_id, format!("{user_id} was banned by {}", caller.display_name))
-            .await?;
+        self.tell_room_and(request, room_id, user_id, &frame).await;
+        self.system_message(request, room_id, format!("{user_id} was banned by {}", caller.display_name)).await?;
         let mut data = serde_json::to_value(&frame).expect("frames serialize");
         data.as_object_mut().expect("an object").remove("type");
         self.webhooks.emit(&caller.tenant_id, Event::MemberBanned, Uuid::now_v7(), data).await;
         Ok(frame)
     }
 
-    pub(super) async fn unban(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        room_id: Uuid,
-        user_id: &str,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn unban(&self, request: Request<'_, '_>, room_id: Uuid, user_id: &str) -> Result<ServerFrame> {
+        let Request { caller, .. } = request;
         self.moderate(caller, room_id, user_id, Role::Moderator, "unban", true).await?;
         if !self.store.unban(&caller.tenant_id, room_id, user_id).await? {
             return Err(ChatError::NotFound("ban"));
         }
         let frame = ServerFrame::UserUnbanned { room_id, user_id: user_id.into(), by: caller.user_id.clone() };
-        self.tell_room(endpoint, caller, room_id, &frame).await;
+        self.tell_room(request, room_id, &frame).await;
         Ok(frame)
     }
 
     /// Tells the room and a user who is no longer in it (removed or banned).
-    async fn tell_room_and(
-        &self,
-        endpoint: Option<&str>,
-        caller: &Caller,
-        room_id: Uuid,
-        user_id: &str,
-        frame: &ServerFrame,
-    ) {
-        self.tell_room(endpoint, caller, room_id, frame).await;
+    async fn tell_room_and(&self, request: Request<'_, '_>, room_id: Uuid, user_id: &str, frame: &ServerFrame) {
+        let Request { caller, endpoint } = request;
+        self.tell_room(request, room_id, frame).await;
         let skip = Skip::Connection(&caller.connection_id);
         self.deliver(endpoint, &caller.tenant_id, Audience::Users(&[user_id.to_string()]), frame, skip, &[]).await
     }
@@ -386,12 +356,8 @@ impl ChatService {
     }
 
     /// A tenant admin's announcement: to every connection of the tenant and on `chat:global`.
-    pub(super) async fn announce(
-        &self,
-        caller: &Caller,
-        endpoint: Option<&str>,
-        content: String,
-    ) -> Result<ServerFrame> {
+    pub(super) async fn announce(&self, request: Request<'_, '_>, content: String) -> Result<ServerFrame> {
+        let Request { caller, endpoint } = request;
         if !caller.is_tenant_admin() {
             return Err(ChatError::PermissionDenied("announcements are for tenant admins".into()));
         }
