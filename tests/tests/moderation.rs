@@ -314,6 +314,7 @@ async fn moderators_see_reports_and_resolve_them_by_dismissing_or_deleting() {
         .await;
     assert_eq!((&deleted["report"]["status"], &deleted["report"]["resolved_by"]), (&json!("deleted"), &json!("eve")));
     assert_eq!(deleted["report"]["message"]["content"], "", "a deleted message's content stays hidden");
+    assert_eq!(eve.expect("message_deleted").await["message_id"], ruder.as_str(), "the resolver hears of it too");
     // carol saw her message go, and none of the reports.
     loop {
         let frame = carol.recv().await;

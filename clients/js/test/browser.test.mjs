@@ -419,6 +419,171 @@ for (const device of [DESKTOP, PHONE]) {
   });
 }
 
+// ---- moderation ----
+
+test("moderation on the page: pins, a frozen room, slow mode, blocking and reports", async (context) => {
+  const t = tenant();
+  const carol = new ChatClient({ url: gateway.ws, token: await gateway.token("carol", t, "Carol"), WebSocket });
+  context.after(() => carol.close()); // also when the test fails: it would reconnect forever
+  await carol.connect();
+  const alice = await signIn("Alice", "alice", t);
+  context.after(() => alice.context().close());
+  const bob = await signIn("Bob", "bob", t);
+  context.after(() => bob.context().close());
+  const composer = "[data-testid=composer]";
+  const message = (page, text) => page.locator("#messages [data-testid=message]", { hasText: text });
+  const stored = (page, text) => page.locator("#messages [data-testid=message]:not([data-status])", { hasText: text });
+  const say = async (page, text) => {
+    await page.fill(composer, text);
+    await page.press(composer, "Enter");
+  };
+
+  // Alice opens a room (she is its admin) with Bob and Carol (through the library).
+  await alice.click(".new-room summary");
+  await alice.fill("#create-room input[name=name]", "Town square");
+  await alice.fill("#create-room input[name=participants]", "bob, carol");
+  await alice.click("#create-room button[type=submit]");
+  await alice.waitForSelector("#room-name:text('Town square')");
+  const roomId = await room(alice, "Town square").getAttribute("data-key");
+  await room(bob, "Town square").click();
+  await bob.waitForSelector("#room-name:text('Town square')");
+  await alice.waitForSelector("[data-testid=freeze]:text-is('Freeze room')");
+  await alice.waitForSelector("[data-testid=reports-button]:text-is('Reports (0)')");
+  assert.ok(await hidden(bob.locator("[data-testid=room-tools]")), "a member without pins has no room tools");
+
+  // Pins: Alice pins her welcome; Bob sees it pinned, lists the pins and jumps to it.
+  await say(alice, "Welcome! Please keep it friendly.");
+  const welcome = stored(alice, "Welcome! Please keep it friendly.");
+  await welcome.hover();
+  await welcome.getByRole("button", { name: "Pin", exact: true }).click();
+  await bob.waitForSelector("[data-testid=pins-button]:has-text('1 pinned')");
+  await message(bob, "Welcome!").locator(".pin-mark").waitFor();
+  await bob.click("[data-testid=pins-button]");
+  const pinned = bob.locator("[data-testid=pins] li", { hasText: "Welcome! Please keep it friendly." });
+  await pinned.filter({ hasText: "pinned by Alice" }).waitFor();
+  await pinned.getByRole("button", { name: "Show in chat" }).click();
+  await bob.locator("#messages > li:focus", { hasText: "Welcome!" }).waitFor();
+  await bob.click("#close-pane");
+  await welcome.hover();
+  await welcome.getByRole("button", { name: "Unpin", exact: true }).click();
+  await bob.waitForSelector("[data-testid=pins-button]", { state: "hidden" });
+  await welcome.hover();
+  await welcome.getByRole("button", { name: "Pin", exact: true }).click();
+  await bob.waitForSelector("[data-testid=pins-button]:has-text('1 pinned')");
+
+  // Frozen: Bob's composer is off with the notice why; Alice (an admin) still posts; thawed.
+  await alice.click("[data-testid=freeze]");
+  await bob.waitForSelector("[data-testid=room-notice]:has-text('This room is frozen')");
+  await bob.waitForSelector(`${composer}:disabled`);
+  await bob.waitForSelector("[data-testid=room-flags]:has-text('Frozen')");
+  await alice.waitForSelector("[data-testid=freeze]:text-is('Unfreeze room')");
+  assert.ok(await alice.locator(composer).isEnabled(), "an admin's composer stays on");
+  await say(alice, "Frozen for a minute");
+  await stored(bob, "Frozen for a minute").waitFor();
+  await alice.click("[data-testid=freeze]");
+  await bob.waitForSelector(`${composer}:enabled`);
+  await bob.waitForSelector("[data-testid=room-notice]", { state: "hidden" });
+
+  // Slow mode: shown in the header; Bob's second quick message waits, kept in his composer.
+  await alice.selectOption("[data-testid=slow-mode]", "30");
+  await bob.waitForSelector("[data-testid=room-flags]:has-text('Slow mode: 30 s')");
+  await say(bob, "First under slow mode");
+  await stored(bob, "First under slow mode").waitFor();
+  await say(bob, "Second too soon");
+  const wait = bob.locator("[data-testid=wait]");
+  await wait.filter({ hasText: /Slow mode: you can send again in \d+ s/ }).waitFor();
+  assert.equal(await bob.inputValue(composer), "Second too soon", "the refused text is back in the composer");
+  await message(bob, "Second too soon").waitFor({ state: "detached" });
+  assert.ok(await bob.locator("#composer button[type=submit]").isDisabled(), "Send waits");
+  await alice.selectOption("[data-testid=slow-mode]", "0");
+  await bob.waitForSelector("[data-testid=room-flags]:has-text('Slow mode')", { state: "detached" });
+  await wait.waitFor({ state: "hidden" });
+  await bob.waitForSelector("#composer button[type=submit]:enabled");
+  await bob.press(composer, "Enter");
+  await stored(alice, "Second too soon").waitFor();
+
+  // Reports: Bob reports Carol's spam; Alice finds it under Reports and deletes the message.
+  await carol.sendMessage(roomId, "Hi all, Carol here");
+  await carol.sendMessage(roomId, "Cheap watches at example.com");
+  const spam = message(bob, "Cheap watches at example.com");
+  await spam.hover();
+  await spam.getByRole("button", { name: "Report" }).click();
+  await bob.fill("#report-reason", "Spam");
+  await bob.click("[data-testid=report-form] button[type=submit]");
+  await bob.waitForSelector("[data-testid=reported]");
+  await bob.click("#close-pane");
+  await alice.waitForSelector("[data-testid=reports-button]:text-is('Reports (1)')");
+  await alice.click("[data-testid=reports-button]");
+  const report = (text) => alice.locator("[data-testid=report]", { hasText: text });
+  await report("Reason: Spam").filter({ hasText: "Bob reported Carol" }).filter({ hasText: "Cheap watches at example.com" }).waitFor();
+
+  // Alice's moderation controls: reachable by keyboard, on screen, accessible, also on a phone.
+  const stops = await tabStops(alice);
+  for (const stop of stops) assert.ok(stop.seen && stop.focusShown, `tab stop ${stop.label} on screen with a focus ring`);
+  const labels = stops.map((s) => s.label).join(" | ");
+  for (const control of ["button 📌 1 pinned", "button Reports (1)", "button Freeze room", "select", "button Dismiss", "button Delete message"]) {
+    assert.ok(stops.some((s) => s.label.startsWith(control)), `${control} in the tab order: ${labels}`);
+  }
+  await nothingSideways(alice, "with the reports open");
+  await audit(alice, "with the moderation controls and the reports open");
+  await alice.setViewportSize(PHONE.context.viewport);
+  await onScreen(report("Reason: Spam").getByRole("button", { name: "Dismiss" }), "a report on a phone");
+  await nothingSideways(alice, "with the reports open on a phone");
+  await audit(alice, "with the reports open on a phone");
+
+  alice.once("dialog", (dialog) => dialog.accept());
+  await report("Reason: Spam").getByRole("button", { name: "Delete message" }).click();
+  await alice.waitForSelector("[data-testid=reports] li:text-is('No open reports.')");
+  for (const page of [alice, bob]) { // Alice's room is behind the pane on a phone: attached
+    await message(page, "Cheap watches").waitFor({ state: "detached" });
+    await page.locator("#messages [data-testid=message] .content:text-is('message deleted')").waitFor({ state: "attached" });
+  }
+  await alice.click("#close-pane");
+  await onScreen(alice.locator("[data-testid=reports-button]:text-is('Reports (0)')"), "the reports button on a phone, focused again");
+  await nothingSideways(alice, "in the room on a phone");
+  await alice.setViewportSize(DESKTOP.context.viewport);
+
+  // Blocking: Bob blocks Carol from her message; it folds, and so does her next one (flagged by
+  // the server), each with Show; Alice still reads them.
+  const hi = message(bob, "Hi all, Carol here");
+  await hi.hover();
+  await hi.getByRole("button", { name: "Block Carol", exact: true }).click();
+  await hi.waitFor({ state: "detached" });
+  const folded = bob.locator("#messages [data-testid=message][data-blocked]");
+  await folded.filter({ hasText: "Message from a blocked user" }).first().waitFor();
+  await bob.waitForSelector("#members li:has-text('Carol') .tag:text-is('blocked')");
+  await carol.sendMessage(roomId, "Anyone up for lunch?");
+  await stored(alice, "Anyone up for lunch?").waitFor();
+  await until(async () => (await folded.count()) === 2, "Carol's two messages folded on Bob's page");
+  assert.equal(await message(bob, "Anyone up for lunch?").count(), 0, "a folded message's text is not on the page");
+  await folded.last().getByRole("button", { name: "Show" }).click();
+  const lunch = message(bob, "Anyone up for lunch?");
+  await lunch.waitFor();
+  await lunch.hover();
+
+  // A second report, of the message shown anyway: it reaches Alice's open list live; dismissed.
+  await alice.click("[data-testid=reports-button]");
+  await alice.waitForSelector("[data-testid=reports] li:text-is('No open reports.')");
+  await lunch.hover();
+  await lunch.getByRole("button", { name: "Report" }).click();
+  await bob.fill("#report-reason", "Off topic");
+  await bob.click("[data-testid=report-form] button[type=submit]");
+  await bob.waitForSelector("[data-testid=reported]");
+  await report("Reason: Off topic").filter({ hasText: "Anyone up for lunch?" }).waitFor();
+  await alice.waitForSelector("[data-testid=reports-button]:text-is('Reports (1)')");
+  await report("Reason: Off topic").getByRole("button", { name: "Dismiss" }).click();
+  await alice.waitForSelector("[data-testid=reports] li:text-is('No open reports.')");
+  await stored(alice, "Anyone up for lunch?").waitFor();
+
+  // Unblocked from the member list: her messages unfold.
+  await bob.locator("#members").getByRole("button", { name: "Unblock Carol" }).click();
+  await message(bob, "Hi all, Carol here").waitFor();
+  await until(async () => (await folded.count()) === 0, "nothing folded after unblocking");
+  await bob.screenshot({ path: path.join(screenshots, "web-moderation-member.png") });
+  await alice.screenshot({ path: path.join(screenshots, "web-moderation-admin.png") });
+
+});
+
 test("the API page renders both documents served by the gateway, with no request elsewhere", async () => {
   const [asyncapi, openapi] = await Promise.all(["asyncapi", "openapi"].map((n) => fetch(`${gateway.http}/api/v1/${n}.json`).then((r) => r.json())));
   assert.equal(asyncapi.asyncapi, "3.0.0");

@@ -479,7 +479,7 @@ impl ChatService {
             F::ListBlocked => self.list_blocked(caller).await?,
             F::ReportMessage { message_id, reason } => self.report_message(request, message_id, &reason).await?,
             F::ListReports { room_id, status } => self.list_reports(caller, room_id, status).await?,
-            F::ResolveReport { report_id, action } => self.resolve_report(request, report_id, action).await?,
+            F::ResolveReport { report_id, action } => return self.resolve_report(request, report_id, action).await,
             F::SendMessage(req) => return self.send_message(request, req).await,
             F::CreateRoom(req) => self.create_room(request, req).await?,
             F::JoinRoom { room_id } => self.join_room(request, room_id).await?,

@@ -1,11 +1,12 @@
 //! Reports of messages: any member files one; the room's moderators and admins (and tenant
 //! admins) list them and resolve them, dismissing the report or deleting the message.
 
+use futures::future::BoxFuture;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::validate::{self, MAX_REASON_CHARS, MAX_REPORTS_PAGE};
-use super::{Audience, ChatError, ChatService, Request, Result, Skip};
+use super::{Answer, Audience, ChatError, ChatService, Request, Result, Skip};
 use crate::model::{Caller, MessageType, Report, ReportStatus, Role};
 use crate::protocol::{ReportAction, ServerFrame};
 use crate::store::{Closing, Filed, ReportFilter};
@@ -65,13 +66,13 @@ impl ChatService {
         Ok(ServerFrame::Reports { reports: reports.into_iter().map(shown).collect() })
     }
 
-    pub(super) async fn resolve_report(
-        &self,
-        request: Request<'_, '_>,
+    pub(super) async fn resolve_report<'a>(
+        &'a self,
+        request: Request<'_, 'a>,
         report_id: Uuid,
         action: ReportAction,
-    ) -> Result<ServerFrame> {
-        let Request { caller, .. } = request;
+    ) -> Result<Answer<'a>> {
+        let Request { caller, endpoint } = request;
         let report = self.store.report(&caller.tenant_id, report_id).await?.ok_or(ChatError::NotFound("report"))?;
         if !caller.is_tenant_admin() {
             super::rooms::require(&self.member(caller, report.room_id).await?, Role::Moderator, "resolving reports")?;
@@ -88,24 +89,34 @@ impl ChatService {
                 let report = closed.pop().ok_or_else(|| ChatError::Invalid("the report is closed already".into()))?;
                 let frame = ServerFrame::ReportResolved { report: shown(report) };
                 self.tell_moderators(request, room_id, &frame).await?;
-                Ok(frame)
+                Ok(Some(frame).into())
             }
             // Deleting closes the message's reports, this one among them, and tells of each.
             ReportAction::DeleteMessage => {
-                match &report.message {
-                    Some(message) if message.deleted_at.is_none() => {
-                        if caller.is_tenant_admin() {
-                            self.remove_message(request, message.id).await?;
-                        } else {
-                            self.delete_message(request, message.id).await?;
-                        }
-                    }
+                let deleted = match &report.message {
+                    Some(message) if message.deleted_at.is_none() => Some(if caller.is_tenant_admin() {
+                        self.remove_message(request, message.id).await?
+                    } else {
+                        self.delete_message(request, message.id).await?
+                    }),
                     // Deleted already (or archived): the reports close all the same.
-                    _ => self.close_reports(request, report.room_id, report.message_id).await?,
-                }
+                    _ => {
+                        self.close_reports(request, room_id, report.message_id).await?;
+                        None
+                    }
+                };
                 let report =
                     self.store.report(&caller.tenant_id, report_id).await?.ok_or(ChatError::NotFound("report"))?;
-                Ok(ServerFrame::ReportResolved { report: shown(report) })
+                let reply = Some(ServerFrame::ReportResolved { report: shown(report) });
+                // The reply is the report's: after it, the resolver's connection hears of the
+                // deletion as the rest of the room did.
+                let then = deleted.map(|frame| {
+                    let connection_id = caller.connection_id.clone();
+                    Box::pin(
+                        async move { Ok(self.fanout.post_to(endpoint, &connection_id, frame.to_json().into()).await?) },
+                    ) as BoxFuture<'a, Result<()>>
+                });
+                Ok(Answer { reply, then })
             }
         }
     }
