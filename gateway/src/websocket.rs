@@ -115,9 +115,11 @@ async fn run(
         }
     });
 
-    // The same follow-up AWS runs as an asynchronous invocation of the connect function.
+    // The same follow-up AWS runs as an asynchronous invocation of the connect function. Boxed,
+    // as `closed` below: the handlers' futures are large, and awaited inline they would make
+    // every idle connection's task that large for its whole life (13 KiB of its 22).
     if let Some(welcome) = welcome {
-        if let Err(err) = handlers::welcome(&gateway.service, welcome).await {
+        if let Err(err) = Box::pin(handlers::welcome(&gateway.service, welcome)).await {
             tracing::warn!(error = %err, connection_id = %context.connection_id, "welcome failed");
         }
     }
@@ -159,7 +161,7 @@ async fn run(
         });
     };
     writer.abort();
-    closed(&gateway, &context, code, &reason).await;
+    Box::pin(closed(&gateway, &context, code, &reason)).await;
 }
 
 /// One client frame through the message-route handler; its reply goes back on the socket. The
