@@ -157,8 +157,12 @@ async fn slow_mode_spaces_a_members_messages_across_instances_and_spares_moderat
     assert_eq!(bob.expect("slow_mode_set").await["seconds"], 30);
     carol.expect("slow_mode_set").await;
 
-    send(&mut bob, &room, "one").await;
+    let one = json!({ "type": "send_message", "room_id": room, "content": "one", "client_msg_id": "c-one" });
+    assert_eq!(bob.request(one.clone()).await["type"], "message_sent");
     until(&mut alice, "new_message", |f| content(f) == "one").await;
+    // Within the interval, a retry of the stored message is answered as the duplicate it is.
+    let retried = bob.request(one).await;
+    assert_eq!((&retried["type"], &retried["duplicate"]), (&json!("message_sent"), &json!(true)), "{retried}");
     let refused = bob.request(json!({ "type": "send_message", "room_id": room, "content": "two" })).await;
     assert_eq!(code(&refused), "rate_limited");
     let wait = refused["retry_after_ms"].as_u64().unwrap();

@@ -89,7 +89,7 @@ impl ChatService {
         }
         thawed(&membership)?;
         unblocked(&membership)?;
-        self.slow_mode(caller, req.room_id, &membership).await?;
+        self.slow_mode(caller, &req, &membership).await?;
         let new = NewMessage {
             room_id: req.room_id,
             message_type: req.message_type,

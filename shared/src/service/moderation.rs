@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::validate::{MAX_PINS, MAX_SLOW_MODE_SECS};
 use super::{ChatError, ChatService, Request, Result};
 use crate::model::{Caller, Pin, Role};
-use crate::protocol::ServerFrame;
+use crate::protocol::{SendMessage, ServerFrame};
 use crate::store::{Membership, Pinned};
 
 /// Refuses a non-admin's change to a frozen room (a post, an edit, a reaction, typing).
@@ -21,17 +21,23 @@ pub(super) fn thawed(membership: &Membership) -> Result<()> {
 }
 
 impl ChatService {
-    /// Slow mode, for a member below moderator: one message per the room's interval.
-    pub(super) async fn slow_mode(&self, caller: &Caller, room_id: Uuid, membership: &Membership) -> Result<()> {
+    /// Slow mode, for a member below moderator: one message per the room's interval. A retry of
+    /// a message already stored (its `client_msg_id`) passes, to be answered as a duplicate.
+    pub(super) async fn slow_mode(&self, caller: &Caller, req: &SendMessage, membership: &Membership) -> Result<()> {
         if membership.slow_mode_seconds <= 0 || membership.role.rank() >= Role::Moderator.rank() {
             return Ok(());
         }
         let interval = Duration::from_secs(membership.slow_mode_seconds as u64);
+        let Err(retry_after_ms) = self.limiter.slow_mode(caller, req.room_id, interval).await? else {
+            return Ok(());
+        };
+        if let Some(id) = &req.client_msg_id {
+            if self.store.sent_with(caller, id).await?.is_some() {
+                return Ok(());
+            }
+        }
         // Counted in `RateLimited` where every refused frame is counted.
-        self.limiter
-            .slow_mode(caller, room_id, interval)
-            .await?
-            .map_err(|retry_after_ms| ChatError::RateLimited { retry_after_ms })
+        Err(ChatError::RateLimited { retry_after_ms })
     }
 
     pub(super) async fn pin_message(&self, request: Request<'_, '_>, message_id: Uuid) -> Result<ServerFrame> {

@@ -233,6 +233,22 @@ impl Store {
     /// Stores a message as the next of its room's sequence; a reply also counts on its parent,
     /// which must be in the same room. Mentions of members are recorded for their mention counts.
     /// A `client_msg_id` the sender already used returns the stored message instead of a copy.
+    /// The message the sender stored with this `client_msg_id`, if any.
+    pub async fn sent_with(&self, sender: &Caller, client_msg_id: &str) -> Result<Option<Message>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt_cached(
+                &format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM chat_messages
+                     WHERE tenant_id = $1 AND sender_id = $2 AND client_msg_id = $3"
+                ),
+                &[&sender.tenant_id, &sender.user_id, &client_msg_id],
+            )
+            .await?;
+        row.as_ref().map(message_from_row).transpose()
+    }
+
     pub async fn insert_message(&self, sender: &Caller, new: NewMessage<'_>) -> Result<Inserted, StoreError> {
         let row = self
             .client()
@@ -256,21 +272,11 @@ impl Store {
             .await?;
         if row.get::<_, Option<Uuid>>("id").is_none() {
             // Nothing inserted: a retried client_msg_id, or a reply to a message not in the room.
-            let existing = self
-                .client()
-                .await?
-                .query_opt_cached(
-                    &format!(
-                        "SELECT {MESSAGE_COLUMNS} FROM chat_messages
-                         WHERE tenant_id = $1 AND sender_id = $2 AND client_msg_id = $3"
-                    ),
-                    &[&sender.tenant_id, &sender.user_id, &new.client_msg_id],
-                )
-                .await?;
-            return Ok(match existing {
-                Some(row) => Inserted::Duplicate(message_from_row(&row)?),
-                None => Inserted::ParentMissing,
-            });
+            let existing = match new.client_msg_id {
+                Some(id) => self.sent_with(sender, id).await?,
+                None => None,
+            };
+            return Ok(existing.map_or(Inserted::ParentMissing, Inserted::Duplicate));
         }
         crate::metrics::count(crate::metrics::Counter::MessagesStored, 1);
         Ok(Inserted::New {
