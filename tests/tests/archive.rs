@@ -42,7 +42,9 @@ async fn old_months_move_to_s3_and_history_reaches_them() {
     alice.request(json!({ "type": "send_message", "room_id": room, "content": "m5", "reply_to": ids[0] })).await;
     alice.request(json!({ "type": "edit_message", "message_id": ids[0], "content": "m0 edited" })).await;
     alice.request(json!({ "type": "delete_message", "message_id": ids[2] })).await;
-    bob.drain().await;
+    // A pinned message stays pinned once archived.
+    alice.request(json!({ "type": "pin_message", "message_id": ids[1] })).await;
+    while bob.recv().await["type"] != "message_pinned" {}
     bob.request(json!({ "type": "add_reaction", "message_id": ids[1], "emoji": "👍" })).await;
     alice.drain().await;
 
@@ -72,6 +74,10 @@ async fn old_months_move_to_s3_and_history_reaches_them() {
     assert_eq!(first["edits"][0]["content"], "m0");
     // Nothing left to move: a second run changes nothing.
     assert_eq!(service.archive_old_messages().await.unwrap().messages, 0);
+    let pins = bob.request(json!({ "type": "list_pins", "room_id": room })).await;
+    let pinned = &pins["pins"][0];
+    assert_eq!((&pinned["message"]["content"], &pinned["pinned_by"]), (&json!("m1"), &json!("alice")), "{pins}");
+    assert_eq!(pinned["message"]["reactions"][0]["emoji"], "👍");
 
     // Backwards from the newest page, through Postgres into the archive.
     let page = history(&mut bob, &room, json!({})).await;

@@ -82,9 +82,20 @@ impl ChatService {
 
     pub async fn list_pins(&self, caller: &Caller, room_id: Uuid) -> Result<ServerFrame> {
         let membership = self.member(caller, room_id).await?;
-        let pins = self.store.pins(&caller.tenant_id, room_id).await?;
-        let (by, messages): (Vec<_>, Vec<_>) =
-            pins.into_iter().map(|p| ((p.pinned_by, p.pinned_at), p.message)).unzip();
+        let mut by = Vec::new();
+        let mut messages = Vec::new();
+        for pin in self.store.pins(&caller.tenant_id, room_id).await? {
+            // A pinned message archived since is read from the archive, as history reads it.
+            let message = match pin.message {
+                Some(message) => message,
+                None => match Box::pin(self.archived_message(&caller.tenant_id, pin.message_id)).await? {
+                    Some((message, _)) => message,
+                    None => continue,
+                },
+            };
+            by.push((pin.pinned_by, pin.pinned_at));
+            messages.push(message);
+        }
         let shown = super::blocks::flag_blocked(&membership, self.present(caller, &membership, messages).await?);
         let pins = shown
             .into_iter()

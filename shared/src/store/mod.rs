@@ -20,7 +20,7 @@ pub use blocks::Blocked;
 pub use messages::{Edited, Inserted, NewMessage, ReactionChange, ReadPosition, ReadResult};
 pub use metrics::{RoomMetrics, TenantMetrics};
 pub use migrations::{migrate, MIGRATIONS};
-pub use pins::Pinned;
+pub use pins::{Pinned, StoredPin};
 pub use reports::{Closing, Filed, ReportFilter};
 pub use rooms::{Members, Membership, NewRoom, RoomVersion};
 pub use sql::StatementMode;

@@ -5,7 +5,15 @@ use uuid::Uuid;
 
 use super::messages::{message_from_row, MESSAGE_COLUMNS};
 use super::{Store, StoreError};
-use crate::model::Pin;
+use crate::model::Message;
+
+/// A pin as stored, with its message when that is still in Postgres.
+pub struct StoredPin {
+    pub message_id: Uuid,
+    pub message: Option<Message>,
+    pub pinned_by: String,
+    pub pinned_at: DateTime<Utc>,
+}
 
 /// What pinning a message did.
 #[derive(Debug, PartialEq)]
@@ -64,18 +72,19 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// The room's pins, newest first, with their messages as they are now (without reactions).
-    pub async fn pins(&self, tenant_id: &str, room_id: Uuid) -> Result<Vec<Pin>, StoreError> {
+    /// The room's pins, newest first: who pinned which message when, and the message as it is
+    /// now when it is still in Postgres (an archived one is not).
+    pub async fn pins(&self, tenant_id: &str, room_id: Uuid) -> Result<Vec<StoredPin>, StoreError> {
         let rows = self
             .client()
             .await?
             .query_cached(
                 &format!(
-                    "SELECT m.*, p.pinned_by, p.pinned_at
-                     FROM (SELECT {MESSAGE_COLUMNS} FROM chat_messages
-                           WHERE tenant_id = $1 AND room_id = $2
-                             AND id IN (SELECT message_id FROM chat_pins WHERE tenant_id = $1 AND room_id = $2)) m
-                     JOIN chat_pins p ON p.tenant_id = $1 AND p.message_id = m.id
+                    "SELECT p.message_id AS pinned_id, p.pinned_by, p.pinned_at, m.*
+                     FROM chat_pins p
+                     LEFT JOIN LATERAL (SELECT {MESSAGE_COLUMNS} FROM chat_messages
+                                        WHERE tenant_id = $1 AND id = p.message_id) m ON true
+                     WHERE p.tenant_id = $1 AND p.room_id = $2
                      ORDER BY p.pinned_at DESC"
                 ),
                 &[&tenant_id, &room_id],
@@ -83,8 +92,13 @@ impl Store {
             .await?;
         rows.iter()
             .map(|row| {
-                Ok(Pin {
-                    message: message_from_row(row)?,
+                let message = match row.get::<_, Option<i64>>("seq") {
+                    Some(_) => Some(message_from_row(row)?),
+                    None => None,
+                };
+                Ok(StoredPin {
+                    message_id: row.get("pinned_id"),
+                    message,
                     pinned_by: row.get("pinned_by"),
                     pinned_at: row.get("pinned_at"),
                 })
