@@ -137,6 +137,9 @@ pub struct Config {
     pub webhook_retry_base: Duration,
     /// Attempts before an event is given up (on AWS, then left to the queue's dead letters).
     pub webhook_max_attempts: u32,
+    /// `WEBHOOK_CA_FILE`: PEM certificates webhook endpoints may also chain to, beside the
+    /// public roots (a private CA, for development and tests).
+    pub webhook_ca_certs: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Where the local gateway finds the web page and the built JavaScript client.
     pub web_dir: String,
     pub js_client_dir: String,
@@ -232,6 +235,7 @@ impl Config {
             webhook_max_in_flight: parsed::<usize>("WEBHOOK_MAX_IN_FLIGHT", 16)?.max(1),
             webhook_retry_base: Duration::from_millis(parsed("WEBHOOK_RETRY_BASE_MS", 1000)?),
             webhook_max_attempts: parsed::<u32>("WEBHOOK_MAX_ATTEMPTS", 8)?.max(1),
+            webhook_ca_certs: certificates("WEBHOOK_CA_FILE")?,
             web_dir: optional("WEB_DIR").unwrap_or_else(|| "clients/web".into()),
             js_client_dir: optional("JS_CLIENT_DIR").unwrap_or_else(|| "clients/js/dist".into()),
             rate_limits: {
@@ -289,6 +293,25 @@ fn flag(name: &str) -> bool {
 
 fn required(name: &'static str) -> Result<String, ConfigError> {
     optional(name).ok_or(ConfigError::Missing(name))
+}
+
+/// The PEM certificates of the file the variable names (none when it is unset).
+fn certificates(name: &'static str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, ConfigError> {
+    let Some(path) = optional(name) else { return Ok(Vec::new()) };
+    pem_certificates(&path).map_err(|reason| ConfigError::Invalid { name, reason: format!("{path}: {reason}") })
+}
+
+/// The certificates of a PEM file, at least one.
+pub fn pem_certificates(path: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::pem::PemObject;
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no certificates in the file".into());
+    }
+    Ok(certs)
 }
 
 fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError>

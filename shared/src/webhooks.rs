@@ -193,9 +193,10 @@ pub struct Deliverer {
 
 impl Deliverer {
     pub fn new(config: &Config, store: Store, presence: Presence) -> Self {
-        // Public roots, and the one crypto provider the other clients use (aws-lc-rs).
+        // Public roots (and WEBHOOK_CA_FILE's), and the one crypto provider the other clients use (aws-lc-rs).
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+        roots.add_parsable_certificates(config.webhook_ca_certs.iter().cloned());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("aws-lc-rs speaks the default TLS versions")

@@ -131,6 +131,7 @@ pub fn config_with(database_url: String, redis_url: String, redis_ca_file: Optio
         webhook_max_in_flight: 16,
         webhook_retry_base: Duration::from_millis(50),
         webhook_max_attempts: 4,
+        webhook_ca_certs: Vec::new(),
         web_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/web").into(),
         js_client_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/../clients/js/dist").into(),
     }

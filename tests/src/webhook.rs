@@ -1,13 +1,19 @@
 //! A tenant's backend as the webhooks reach it: a real HTTP server that checks each request's
 //! signature against the secret, can answer failures, or hold requests until released.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{json, Value};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::{TestApp, WAIT};
 
@@ -40,7 +46,30 @@ pub struct Receiver {
 }
 
 impl Receiver {
+    /// Over plain HTTP (the suites' configuration lets endpoints be on this machine and HTTP).
     pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks/chat", listener.local_addr().unwrap());
+        Self::serve(listener, url)
+    }
+
+    /// Over HTTPS, with the certificate and key of these PEM files (one for 127.0.0.1).
+    pub async fn start_tls(cert: &Path, key: &Path) -> Self {
+        let certs = CertificateDer::pem_file_iter(cert).unwrap().collect::<Result<Vec<_>, _>>().unwrap();
+        let key = PrivateKeyDer::from_pem_file(key).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("https://{}/hooks/chat", tcp.local_addr().unwrap());
+        Self::serve(TlsListener { tcp, acceptor: TlsAcceptor::from(Arc::new(tls)) }, url)
+    }
+
+    fn serve(listener: impl axum::serve::Listener<Addr = SocketAddr>, url: String) -> Self {
         let (open, open_rx) = watch::channel(true);
         let (arrived_tx, arrived) = mpsc::unbounded_channel();
         let (received_tx, received) = mpsc::unbounded_channel();
@@ -53,8 +82,6 @@ impl Receiver {
             arrived: arrived_tx,
             received: received_tx,
         });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hooks/chat", listener.local_addr().unwrap());
         let app = axum::Router::new().route("/hooks/chat", axum::routing::post(take)).with_state(shared.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { url, shared, open, arrived, received }
@@ -124,6 +151,30 @@ async fn take(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Strin
     };
     let _ = shared.received.send(received);
     status
+}
+
+/// Accepts TLS connections; one whose handshake fails is dropped and the next one taken.
+struct TlsListener {
+    tcp: TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, address)) = self.tcp.accept().await else { continue };
+            if let Ok(tls) = self.acceptor.accept(stream).await {
+                return (tls, address);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
 }
 
 /// Checks `t=…,v1=…` as a receiver should: the HMAC of "t.body", a timestamp within five minutes.

@@ -1,11 +1,13 @@
 //! TLS to Postgres and Redis, against the private servers `scripts/dev.sh test` starts with a
 //! throw-away CA: a Postgres with `ssl=on` whose pg_hba.conf has only `hostssl` lines (plain TCP
-//! is refused), a Redis and a one-node Redis Cluster that listen on TLS only.
+//! is refused), a Redis and a one-node Redis Cluster that listen on TLS only; and webhooks to an
+//! HTTPS receiver with the same CA's server certificate.
 //!
 //! `TLS_DATABASE_URL` (`...?sslmode=verify-full&sslrootcert=CA`), `TLS_REDIS_URL` (`rediss://`),
 //! `TLS_REDIS_CLUSTER_URL` (`rediss+cluster://`) and `REDIS_CA_FILE` (the CA) name them. Without
 //! `TLS_DATABASE_URL` each test says why it does not run; with it, the others are required.
 
+use integration_tests::webhook::Receiver;
 use integration_tests::{config_with, fresh_database_on, spawn_app_with};
 use serde_json::json;
 use shared::store::tls::split_url;
@@ -139,4 +141,28 @@ async fn a_message_goes_through_postgres_and_redis_over_tls() {
             .await;
         assert_eq!(unencrypted, 0, "every connection to the database is encrypted");
     }
+}
+
+/// Webhooks over HTTPS: an endpoint whose certificate a private CA signed takes the events once
+/// `WEBHOOK_CA_FILE` names that CA, through the same client the public endpoints get.
+#[tokio::test]
+async fn webhooks_reach_an_https_endpoint_signed_by_a_trusted_ca() {
+    let Some(servers) = servers() else { return };
+    // make_certs' server certificate (for localhost and 127.0.0.1), beside its CA.
+    let dir = std::path::Path::new(&servers.ca_file).parent().unwrap();
+    let mut receiver = Receiver::start_tls(&dir.join("server.pem"), &dir.join("server.key")).await;
+    assert!(receiver.url.starts_with("https://"));
+    let mut config =
+        config_with(fresh_database_on(&servers.database).await, servers.redis.clone(), Some(servers.ca_file.clone()));
+    config.webhook_ca_certs = shared::config::pem_certificates(&servers.ca_file).unwrap();
+    let app = spawn_app_with(config).await;
+    receiver.subscribe(&app, json!({ "events": ["member.banned"] })).await;
+    let mut alice = app.connect("alice").await;
+    let mut bob = app.connect("bob").await;
+    let room = app.room(&mut alice, &mut [&mut bob], json!({})).await;
+    alice.request(json!({ "type": "ban_user", "room_id": room, "user_id": "bob" })).await;
+
+    let received = receiver.next().await;
+    assert_eq!((received.status, received.event.as_str()), (200, "member.banned"), "{received:?}");
+    assert_eq!(received.body["data"]["user_id"], "bob");
 }
