@@ -745,14 +745,22 @@ function pinsChanged() {
   renderPins();
 }
 
-$("pins-button").addEventListener("click", () => {
-  if (state.view === "pins") return closePane();
-  openPane("Pinned messages", null, "pins");
-  $("details").replaceChildren(el("ul", { class: "pane-list", id: "pins", "aria-label": "Pinned messages", "data-testid": "pins" }));
-  renderPins();
+/** Opens the side pane on a list (`view`: its id and test id) drawn by `render`, or closes the
+ * pane when it shows that list already. Whether it opened. */
+function toggleListPane(view, title, label, render) {
+  if (state.view === view) {
+    closePane();
+    return false;
+  }
+  openPane(title, null, view);
+  $("details").replaceChildren(el("ul", { class: "pane-list", id: view, "aria-label": label, "data-testid": view }));
+  render();
   renderRoomTools();
   $("close-pane").focus();
-});
+  return true;
+}
+
+$("pins-button").addEventListener("click", () => toggleListPane("pins", "Pinned messages", "Pinned messages", renderPins));
 
 // Each pin as its message is now (the room's copy, when it has one: edits show).
 function renderPins() {
@@ -909,13 +917,7 @@ function reportsChanged() {
 }
 
 $("reports-button").addEventListener("click", () => {
-  if (state.view === "reports") return closePane();
-  openPane("Reports", null, "reports");
-  $("details").replaceChildren(el("ul", { class: "pane-list", id: "reports", "aria-label": "Open reports", "data-testid": "reports" }));
-  renderReports();
-  renderRoomTools();
-  $("close-pane").focus();
-  loadReports(state.current).catch(show);
+  if (toggleListPane("reports", "Reports", "Open reports", renderReports)) loadReports(state.current).catch(show);
 });
 
 function renderReports() {

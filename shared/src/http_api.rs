@@ -329,6 +329,16 @@ fn cursor(query: &HashMap<String, String>, name: &str) -> Result<Option<Cursor>,
     }
 }
 
+/// The `room_id` query parameter, recorded on the request's span.
+fn room_param(query: &HashMap<String, String>) -> Result<Option<Uuid>, ChatError> {
+    let room_id = param::<Uuid>(query, "room_id")?;
+    if let Some(room_id) = room_id {
+        tracing::Span::current().record("room_id", room_id.to_string());
+    }
+    Ok(room_id)
+}
+
+/// A room id in the path, recorded on the request's span.
 fn room_id(text: &str) -> Result<Uuid, ChatError> {
     let room_id: Uuid = text.parse().map_err(|_| ChatError::Invalid("room id is not a UUID".into()))?;
     tracing::Span::current().record("room_id", room_id.to_string());
@@ -354,14 +364,14 @@ async fn reports(
     caller: &Caller,
     query: &HashMap<String, String>,
 ) -> Result<HttpResponse, ChatError> {
-    let status = match query.get("status") {
-        Some(status) => Some(
+    let status = query
+        .get("status")
+        .map(|status| {
             ReportStatus::parse(status)
-                .ok_or_else(|| ChatError::Invalid("status must be open, dismissed or deleted".into()))?,
-        ),
-        None => None,
-    };
-    let room_id = query.get("room_id").map(|r| room_id(r)).transpose()?;
+                .ok_or_else(|| ChatError::Invalid("status must be open, dismissed or deleted".into()))
+        })
+        .transpose()?;
+    let room_id = room_param(query)?;
     let ServerFrame::Reports { reports } = service.list_reports(caller, room_id, status).await? else {
         unreachable!("list_reports answers with a reports frame")
     };
@@ -400,10 +410,7 @@ async fn search(
     if !service.store.searchable(q).await? {
         return Err(ChatError::Invalid("q needs a word to find: excluded words alone would match everything".into()));
     }
-    let room_id = param::<Uuid>(query, "room_id")?;
-    if let Some(room_id) = room_id {
-        tracing::Span::current().record("room_id", room_id.to_string());
-    }
+    let room_id = room_param(query)?;
     let limit = param::<u32>(query, "limit")?.unwrap_or(DEFAULT_SEARCH_RESULTS).clamp(1, MAX_HISTORY_PAGE);
     let results = service.store.search(caller, q, room_id, limit).await?;
     // Search reads Postgres: messages older than ARCHIVE_AFTER_DAYS may be in the archive.
@@ -470,10 +477,7 @@ async fn export(
 ) -> Result<HttpResponse, ChatError> {
     let format = query.get("format").map_or("jsonl", String::as_str);
     let format = ExportFormat::parse(format).ok_or_else(|| ChatError::Invalid("format must be jsonl or csv".into()))?;
-    let room_id = param::<Uuid>(query, "room_id")?;
-    if let Some(room_id) = room_id {
-        tracing::Span::current().record("room_id", room_id.to_string());
-    }
+    let room_id = room_param(query)?;
     let after = cursor(query, "after")?.map_or(0, |c| c.0);
     let export = service.export(caller, room_id, format, after).await?;
     Ok(HttpResponse { status: 200, body: Body::Export(export), retry_after: None })

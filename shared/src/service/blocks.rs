@@ -16,16 +16,6 @@ pub(super) fn unblocked(membership: &Membership) -> Result<()> {
     Ok(())
 }
 
-/// Flags, in what a member reads (not in frames the room shares), the messages of users they blocked.
-pub(super) fn flag_blocked(membership: &Membership, mut messages: Vec<Message>) -> Vec<Message> {
-    if !membership.blocks.is_empty() {
-        for message in &mut messages {
-            message.sender_blocked = membership.blocks.contains(&message.sender_id);
-        }
-    }
-    messages
-}
-
 impl ChatService {
     pub(super) async fn block_user(&self, request: Request<'_, '_>, user_id: &str) -> Result<ServerFrame> {
         let Request { caller, .. } = request;
@@ -58,6 +48,23 @@ impl ChatService {
 
     pub async fn list_blocked(&self, caller: &Caller) -> Result<ServerFrame> {
         Ok(ServerFrame::BlockedUsers { users: self.store.blocked_by(&caller.tenant_id, &caller.user_id).await? })
+    }
+
+    /// Messages as the caller reads them (history, threads, pins, edit history): presented, and
+    /// flagged where the caller blocked their sender. Frames the room shares are only presented.
+    pub(super) async fn read_by(
+        &self,
+        caller: &Caller,
+        membership: &Membership,
+        messages: Vec<Message>,
+    ) -> Result<Vec<Message>> {
+        let mut messages = self.present(caller, membership, messages).await?;
+        if !membership.blocks.is_empty() {
+            for message in &mut messages {
+                message.sender_blocked = membership.blocks.contains(&message.sender_id);
+            }
+        }
+        Ok(messages)
     }
 
     /// Refuses to open a direct room with a user who blocked the caller.

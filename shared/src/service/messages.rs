@@ -7,7 +7,7 @@ use serde_json::json;
 use tracing::Span;
 use uuid::Uuid;
 
-use super::blocks::{flag_blocked, unblocked};
+use super::blocks::unblocked;
 use super::moderation::thawed;
 use super::validate;
 use super::{Answer, Audience, ChatError, ChatService, Request, Result, Skip};
@@ -307,7 +307,7 @@ impl ChatService {
             Kept::Postgres => self.store.edit_history(&caller.tenant_id, message_id).await?,
             Kept::Archive(versions) => versions,
         };
-        let current = flag_blocked(&membership, self.present(caller, &membership, vec![message]).await?).remove(0);
+        let current = self.read_by(caller, &membership, vec![message]).await?.remove(0);
         Ok(ServerFrame::EditHistory { message_id, current, versions })
     }
 
@@ -366,8 +366,7 @@ impl ChatService {
         let has_more = more || replies.len() > limit as usize;
         replies.truncate(limit as usize);
         let next_cursor = has_more.then(|| replies.last().map(|m| Cursor(m.seq))).flatten();
-        let shown = self.present(caller, &membership, [vec![parent], replies].concat()).await?;
-        let mut shown = flag_blocked(&membership, shown);
+        let mut shown = self.read_by(caller, &membership, [vec![parent], replies].concat()).await?;
         let parent = shown.remove(0);
         Ok(ServerFrame::Thread { parent, replies: shown, has_more, next_cursor })
     }
@@ -451,7 +450,7 @@ impl ChatService {
             Box::pin(self.history_page(&caller.tenant_id, &req, page_limit(req.limit), membership.version)).await?;
         let edge = if req.after.is_some() { messages.last() } else { messages.first() };
         let next_cursor = has_more.then(|| edge.map(|m| Cursor(m.seq))).flatten();
-        let messages = flag_blocked(&membership, self.present(caller, &membership, messages).await?);
+        let messages = self.read_by(caller, &membership, messages).await?;
         Ok(ServerFrame::History { room_id: req.room_id, messages, has_more, next_cursor })
     }
 

@@ -96,7 +96,7 @@ impl ChatService {
             by.push((pin.pinned_by, pin.pinned_at));
             messages.push(message);
         }
-        let shown = super::blocks::flag_blocked(&membership, self.present(caller, &membership, messages).await?);
+        let shown = self.read_by(caller, &membership, messages).await?;
         let pins = shown
             .into_iter()
             .zip(by)

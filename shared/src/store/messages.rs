@@ -192,6 +192,21 @@ pub mod statements {
     }
 }
 
+/// A join of the message (its columns as `m.*`) whose id is `id`, when it is still in Postgres.
+pub(super) fn join_message(id: &str) -> String {
+    format!(
+        "LEFT JOIN LATERAL (SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE tenant_id = $1 AND id = {id}) m ON true"
+    )
+}
+
+/// The message of a row with [`join_message`]'s columns: none when it was not there.
+pub(super) fn joined_message(row: &Row) -> Result<Option<Message>, StoreError> {
+    match row.get::<_, Option<i64>>("seq") {
+        Some(_) => message_from_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
 pub(super) fn message_from_row(row: &Row) -> Result<Message, StoreError> {
     let kind: String = row.get("message_type");
     let attachments: serde_json::Value = row.get("attachments");

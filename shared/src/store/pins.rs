@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::messages::{message_from_row, MESSAGE_COLUMNS};
+use super::messages::{join_message, joined_message};
 use super::{Store, StoreError};
 use crate::model::Message;
 
@@ -81,24 +81,19 @@ impl Store {
             .query_cached(
                 &format!(
                     "SELECT p.message_id AS pinned_id, p.pinned_by, p.pinned_at, m.*
-                     FROM chat_pins p
-                     LEFT JOIN LATERAL (SELECT {MESSAGE_COLUMNS} FROM chat_messages
-                                        WHERE tenant_id = $1 AND id = p.message_id) m ON true
+                     FROM chat_pins p {}
                      WHERE p.tenant_id = $1 AND p.room_id = $2
-                     ORDER BY p.pinned_at DESC"
+                     ORDER BY p.pinned_at DESC",
+                    join_message("p.message_id")
                 ),
                 &[&tenant_id, &room_id],
             )
             .await?;
         rows.iter()
             .map(|row| {
-                let message = match row.get::<_, Option<i64>>("seq") {
-                    Some(_) => Some(message_from_row(row)?),
-                    None => None,
-                };
                 Ok(StoredPin {
                     message_id: row.get("pinned_id"),
-                    message,
+                    message: joined_message(row)?,
                     pinned_by: row.get("pinned_by"),
                     pinned_at: row.get("pinned_at"),
                 })

@@ -3,7 +3,7 @@
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-use super::messages::{message_from_row, MESSAGE_COLUMNS};
+use super::messages::{join_message, joined_message};
 use super::{Store, StoreError};
 use crate::model::{Report, ReportStatus};
 
@@ -39,19 +39,15 @@ fn select(from: &str, filter: &str) -> String {
     format!(
         "SELECT r.id AS report_id, r.room_id AS report_room_id, r.message_id, r.reporter, r.reason,
                 r.created_at AS reported_at, r.status, r.resolved_by, r.resolved_at, m.*
-         FROM {from} r
-         LEFT JOIN LATERAL (SELECT {MESSAGE_COLUMNS} FROM chat_messages
-                            WHERE tenant_id = $1 AND id = r.message_id) m ON true
-         WHERE r.tenant_id = $1 AND {filter}"
+         FROM {from} r {}
+         WHERE r.tenant_id = $1 AND {filter}",
+        join_message("r.message_id")
     )
 }
 
 fn report_from_row(row: &Row) -> Result<Report, StoreError> {
     let status: String = row.get("status");
-    let message = match row.get::<_, Option<i64>>("seq") {
-        Some(_) => Some(message_from_row(row)?),
-        None => None,
-    };
+    let message = joined_message(row)?;
     Ok(Report {
         id: row.get("report_id"),
         room_id: row.get("report_room_id"),

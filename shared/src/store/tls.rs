@@ -133,13 +133,9 @@ fn client_config(params: &TlsParams) -> Result<ClientConfig, StoreError> {
 
 fn roots_from_file(path: &str) -> Result<RootCertStore, StoreError> {
     let invalid = |reason: String| StoreError::Config(format!("sslrootcert {path}: {reason}"));
-    let pem = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
     let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        roots.add(cert.map_err(|e| invalid(e.to_string()))?).map_err(|e| invalid(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(invalid("no certificates in the file".into()));
+    for cert in crate::config::pem_certificates(path).map_err(invalid)? {
+        roots.add(cert).map_err(|e| invalid(e.to_string()))?;
     }
     Ok(roots)
 }
