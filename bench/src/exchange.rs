@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, Mutex};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::cpu::Cores;
-use crate::wire::{Frame, Protocol, Ws};
+use crate::wire::{Answer, Frame, Protocol, Ws};
 
 /// How long a client waits for what it awaits.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -48,6 +48,8 @@ pub struct FanOut {
     pub messages: usize,
     /// Sends answered with an error frame.
     pub failed: usize,
+    /// Sends refused for now and sent again after the delay the refusal gave.
+    pub retried: usize,
     pub messages_per_sec: f64,
     pub deliveries_per_sec: f64,
     /// Deliveries that arrived, of those awaited.
@@ -80,11 +82,19 @@ pub async fn run(protocol: Protocol, parts: Vec<Part>, pace: Pace) -> (FanOut, V
         let (sink, stream) = ws.split();
         // The reader answers heartbeats on the sink the sender writes to.
         let sink = Arc::new(Mutex::new(sink));
-        let (answer_tx, answers) = mpsc::unbounded_channel::<bool>();
+        let (answer_tx, answers) = mpsc::unbounded_channel::<Answer>();
         let sends = sends_to.is_some();
         let answers_awaited = if sends { pace.per_sender() } else { 0 };
-        let reader =
-            Reader { protocol, deliveries, answers: answers_awaited, answer_tx, latency_tx: latency_tx.clone(), base };
+        let retries = matches!(pace, Pace::Acked(_));
+        let reader = Reader {
+            protocol,
+            deliveries,
+            answers: answers_awaited,
+            retries,
+            answer_tx,
+            latency_tx: latency_tx.clone(),
+            base,
+        };
         let reader = tokio::spawn(reader.run(stream, sink.clone()));
         clients.push((sink, sends_to.map(|room| (room, slot)), answers, reader));
         slot += sends as usize;
@@ -119,6 +129,7 @@ pub async fn run(protocol: Protocol, parts: Vec<Part>, pace: Pace) -> (FanOut, V
         sent.acked += client.acked;
         sent.ack_latencies.extend(client.ack_latencies);
         sent.failed += client.failed;
+        sent.retried += client.retried;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let mut latencies = Vec::new();
@@ -131,6 +142,7 @@ pub async fn run(protocol: Protocol, parts: Vec<Part>, pace: Pace) -> (FanOut, V
     let figures = FanOut {
         messages: sent.acked,
         failed: sent.failed,
+        retried: sent.retried,
         messages_per_sec: sent.acked as f64 / elapsed,
         deliveries_per_sec: latencies.len() as f64 / elapsed,
         delivered: latencies.len(),
@@ -156,6 +168,7 @@ fn quantile(sorted: &[u64], q: f64) -> Duration {
 struct Sent {
     acked: usize,
     failed: usize,
+    retried: usize,
     ack_latencies: Vec<u64>,
 }
 
@@ -163,7 +176,7 @@ struct Sender {
     protocol: Protocol,
     sink: Sink,
     room: String,
-    answers: mpsc::UnboundedReceiver<bool>,
+    answers: mpsc::UnboundedReceiver<Answer>,
     base: Instant,
 }
 
@@ -184,19 +197,29 @@ impl Sender {
     /// Each message after the previous one's answer, timing the answers.
     async fn acked(mut self, count: usize) -> Sent {
         let mut sent = Sent::default();
-        for _ in 0..count {
+        'messages: for _ in 0..count {
+            // A message refused for now goes again after the delay it was given, as a client
+            // would; its latencies count from its first attempt.
             let at = self.now();
-            if !self.send(at).await {
-                break;
-            }
-            match self.answers.recv().await {
-                Some(true) => {
-                    sent.acked += 1;
-                    sent.ack_latencies.push(self.now() - at);
+            loop {
+                if !self.send(at).await {
+                    break 'messages;
                 }
-                Some(false) => sent.failed += 1,
-                // The reader gave up waiting.
-                None => break,
+                match self.answers.recv().await {
+                    Some(Answer::Acked) => {
+                        sent.acked += 1;
+                        sent.ack_latencies.push(self.now() - at);
+                    }
+                    Some(Answer::RetryAfter(delay)) => {
+                        sent.retried += 1;
+                        tokio::time::sleep(delay).await;
+                        continue;
+                    }
+                    Some(Answer::Refused) => sent.failed += 1,
+                    // The reader gave up waiting.
+                    None => break 'messages,
+                }
+                break;
             }
         }
         sent
@@ -212,11 +235,10 @@ impl Sender {
             }
         }
         let mut sent = Sent::default();
-        while let Some(acked) = self.answers.recv().await {
-            if acked {
-                sent.acked += 1;
-            } else {
-                sent.failed += 1;
+        while let Some(answer) = self.answers.recv().await {
+            match answer {
+                Answer::Acked => sent.acked += 1,
+                Answer::Refused | Answer::RetryAfter(_) => sent.failed += 1,
             }
         }
         sent
@@ -227,7 +249,9 @@ struct Reader {
     protocol: Protocol,
     deliveries: usize,
     answers: usize,
-    answer_tx: mpsc::UnboundedSender<bool>,
+    /// Whether the sender sends a message refused for now again (then its answer is not final).
+    retries: bool,
+    answer_tx: mpsc::UnboundedSender<Answer>,
     latency_tx: mpsc::UnboundedSender<u64>,
     base: Instant,
 }
@@ -260,9 +284,11 @@ impl Reader {
                     let _ = self.latency_tx.send((self.base.elapsed().as_micros() as u64).saturating_sub(sent));
                     delivered += 1;
                 }
-                Frame::Answer(acked) => {
-                    answered += 1;
-                    let _ = self.answer_tx.send(acked);
+                Frame::Answer(answer) => {
+                    if !(self.retries && matches!(answer, Answer::RetryAfter(_))) {
+                        answered += 1;
+                    }
+                    let _ = self.answer_tx.send(answer);
                 }
                 Frame::Ping => {
                     let _ = sink.lock().await.send(self.protocol.pong()).await;

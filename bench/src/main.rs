@@ -152,7 +152,11 @@ async fn fan_out_rows(gateway: &load::Gateway, limits: &limits::Limits, rows: &m
 
 /// One invocation's cost, cold starts, Redis round trips, and the 1:1 exchange beside a bare echo.
 async fn invocation_rows(gateway: &load::Gateway, limits: &limits::Limits, rows: &mut Vec<Row>) {
-    let cost = load::invocation_cost(gateway, env_or("BENCH_INVOCATIONS", 2000)).await;
+    let invocations = env_or("BENCH_INVOCATIONS", 2000);
+    if invocations == 0 {
+        return;
+    }
+    let cost = load::invocation_cost(gateway, invocations).await;
     rows.push(Row {
         scenario: "message-route invocation".into(),
         ours: format!("{:.2} ms CPU, {:.0} allocs", cost.cpu_ms, cost.allocations),
@@ -196,11 +200,14 @@ fn fixed_rate_figures(f: &FanOut) -> String {
 /// Delivery latencies, what was missing at the deadline, and the server's CPU beside Postgres'
 /// and Redis'.
 fn latencies_and_cpu(f: &FanOut) -> String {
-    let missing = if f.delivered < f.expected {
+    let mut missing = if f.delivered < f.expected {
         format!(" ({} of {} delivered)", f.delivered, f.expected)
     } else {
         String::new()
     };
+    if f.failed + f.retried > 0 {
+        missing += &format!(" ({} sends refused, {} sent again)", f.failed + f.retried, f.retried);
+    }
     format!(
         "p50 {} p99 {} p999 {}{missing}, cpu {:.2} (pg {:.2}, redis {:.2})",
         ms(f.p50),

@@ -18,12 +18,21 @@ pub enum Protocol {
     SocketIo,
 }
 
+/// What a send was answered.
+#[derive(Clone, Copy, Debug)]
+pub enum Answer {
+    Acked,
+    Refused,
+    /// Refused for now (overload or a rate limit): a client sends it again after the delay.
+    RetryAfter(std::time::Duration),
+}
+
 /// A received frame, as the load generator sees it.
 pub enum Frame {
     /// A message delivered to this member, with the send time it carries.
     Delivery(u64),
-    /// The answer to one of this client's sends: acknowledged (true) or refused.
-    Answer(bool),
+    /// The answer to one of this client's sends.
+    Answer(Answer),
     /// A heartbeat the client must answer (with `Protocol::pong`).
     Ping,
     Other,
@@ -51,11 +60,14 @@ impl Protocol {
                 let frame: Value = serde_json::from_str(text).unwrap();
                 match frame["type"].as_str() {
                     Some("new_message") => delivery(&frame),
-                    Some("message_sent") => Frame::Answer(true),
-                    Some("error") => {
-                        eprintln!("bench: error frame {frame}");
-                        Frame::Answer(false)
-                    }
+                    Some("message_sent") => Frame::Answer(Answer::Acked),
+                    Some("error") => match frame["retry_after_ms"].as_u64() {
+                        Some(ms) => Frame::Answer(Answer::RetryAfter(std::time::Duration::from_millis(ms))),
+                        None => {
+                            eprintln!("bench: error frame {frame}");
+                            Frame::Answer(Answer::Refused)
+                        }
+                    },
                     _ => Frame::Other,
                 }
             }
@@ -63,7 +75,7 @@ impl Protocol {
                 if text == "2" {
                     Frame::Ping
                 } else if text.starts_with("43") {
-                    Frame::Answer(true)
+                    Frame::Answer(Answer::Acked)
                 } else if let Some(event) = text.strip_prefix("42") {
                     let event: Value = serde_json::from_str(event).unwrap();
                     if event[0] == "new_message" {

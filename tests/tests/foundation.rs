@@ -528,6 +528,61 @@ async fn a_reader_catching_up_during_concurrent_sends_gets_every_message_once_in
     println!("catch-up: {} messages from {SENDERS} concurrent senders read in {rounds} rounds", got.len());
 }
 
+/// A message that Postgres refuses takes its room counter's step back and leaves its pooled
+/// connection out of any transaction: the next insert on that connection commits as the next of
+/// the room, and the room's list comes back with it (the fan-out's, read in the same statement).
+#[tokio::test]
+async fn a_refused_insert_leaves_its_connection_ready_for_the_next() {
+    let app = spawn_app().await;
+    let mut alice = app.connect("alice").await;
+    let room: uuid::Uuid = app.room(&mut alice, &mut [], json!({})).await.parse().unwrap();
+    let sent = alice.request(json!({ "type": "send_message", "room_id": room, "content": "first" })).await;
+    let first = sent["message"]["room_seq"].as_i64().unwrap();
+    let store =
+        shared::store::Store::connect(&app.database_url, 1, Duration::from_secs(30), integration_tests::statements())
+            .unwrap();
+    let alice_caller = shared::model::Caller {
+        connection_id: String::new(),
+        tenant_id: app.tenant.clone(),
+        user_id: "alice".into(),
+        display_name: "Alice".into(),
+        roles: Vec::new(),
+    };
+    let message = |content, members_up_to| shared::store::NewMessage {
+        room_id: room,
+        message_type: shared::model::MessageType::Text,
+        content,
+        attachments: json!([]),
+        mentions: &[],
+        reply_to: None,
+        client_msg_id: None,
+        members_up_to,
+    };
+    // Postgres' text takes no NUL byte (the frame's validation refuses it before it gets here).
+    assert!(store.insert_message(&alice_caller, message("nul \0 byte", 10)).await.is_err());
+    let Ok(shared::store::Inserted::New { message: stored, members, .. }) =
+        store.insert_message(&alice_caller, message("second", 10)).await
+    else {
+        panic!("the next insert on the same connection");
+    };
+    assert_eq!(stored.room_seq, first + 1, "the refused insert took no room_seq");
+    assert_eq!(members, Some(vec!["alice".to_string()]), "a room within members_up_to lists its members");
+    let Ok(shared::store::Inserted::New { members, .. }) =
+        store.insert_message(&alice_caller, message("third", 0)).await
+    else {
+        panic!("a third insert");
+    };
+    assert_eq!(members, None, "a room above members_up_to is left to the fan-out's own lookup");
+    let history = alice.request(json!({ "type": "get_history", "room_id": room })).await;
+    let contents: Vec<&str> =
+        history["messages"].as_array().unwrap().iter().filter_map(|m| m["content"].as_str()).collect();
+    assert!(contents.ends_with(&["first", "second", "third"]), "{history}");
+    let idle_in_transaction = app
+        .scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'")
+        .await;
+    assert_eq!(idle_in_transaction, 0);
+}
+
 /// A disconnect that ran between a welcome's registration and its activation deleted the
 /// registration first: the activation must not put the id back into the sets.
 #[tokio::test]

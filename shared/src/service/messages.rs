@@ -54,6 +54,14 @@ pub(super) enum Typing {
     Stop,
 }
 
+/// A message just stored, with whom it mentions and, when the insert listed them, the room's
+/// members (else the fan-out looks them up).
+struct Stored<'m> {
+    message: &'m Message,
+    mentioned: Vec<String>,
+    members: Option<Vec<String>>,
+}
+
 impl ChatService {
     /// A message in Postgres (one that can still change) and the caller's membership of its room.
     pub(super) async fn message_for(&self, caller: &Caller, message_id: Uuid) -> Result<(Message, Membership)> {
@@ -98,9 +106,10 @@ impl ChatService {
             mentions: &req.mentions,
             reply_to: req.reply_to,
             client_msg_id: req.client_msg_id.as_deref(),
+            members_up_to: self.config.fanout_member_list_max,
         };
-        let (message, mentioned, duplicate) = match self.store.insert_message(caller, new).await? {
-            Inserted::New { message, mentioned } => (message, mentioned, false),
+        let (message, mentioned, members, duplicate) = match self.store.insert_message(caller, new).await? {
+            Inserted::New { message, mentioned, members } => (message, mentioned, members, false),
             Inserted::Duplicate(message) => {
                 if self.receipts.was_fanned_out(&caller.tenant_id, message.id).await {
                     return Ok(Some(ServerFrame::MessageSent { message, duplicate: true }).into());
@@ -110,14 +119,17 @@ impl ChatService {
                 let mut mentioned =
                     self.store.members_among(&caller.tenant_id, message.room_id, &message.mentions).await?;
                 mentioned.retain(|user| *user != caller.user_id);
-                (message, mentioned, true)
+                (message, mentioned, None, true)
             }
             Inserted::ParentMissing => return Err(ChatError::NotFound("reply_to message")),
         };
         let reply = Some(ServerFrame::MessageSent { message: message.clone(), duplicate });
         let sender = caller.clone();
         let blocked_by = membership.blocked_by;
-        let then = Box::pin(async move { self.distribute(endpoint, &sender, &message, mentioned, &blocked_by).await });
+        let then = Box::pin(async move {
+            let stored = Stored { message: &message, mentioned, members };
+            self.distribute(endpoint, &sender, stored, &blocked_by).await
+        });
         Ok(Answer { reply, then: Some(then) })
     }
 
@@ -128,10 +140,10 @@ impl ChatService {
         &self,
         endpoint: Option<&str>,
         sender: &Caller,
-        message: &Message,
-        mut mentioned: Vec<String>,
+        stored: Stored<'_>,
         blocked_by: &[String],
     ) -> Result<()> {
+        let Stored { message, mut mentioned, members } = stored;
         let room_id = message.room_id;
         // Before any post: a member who has the message and asks for history finds it cached.
         // A reply changes its parent's reply count, so the cached page is stale as a whole.
@@ -158,6 +170,7 @@ impl ChatService {
         });
         let payloads = Payloads { all: &payload, instead: flagged.as_ref().map(|flagged| (blocked_by, flagged)) };
         let tenant_id = &sender.tenant_id;
+        let audience = members.as_deref().map_or(Audience::Room(room_id), Audience::Users);
         // The tenant's backend hears of it too: once per message (a retried fan-out's event has
         // the same id), and not of system messages.
         let webhook = async {
@@ -167,7 +180,7 @@ impl ChatService {
             }
         };
         let (offline, (), (), ()) = tokio::join!(
-            self.fanout.to(endpoint, tenant_id, Audience::Room(room_id), payloads, skip, position),
+            self.fanout.to(endpoint, tenant_id, audience, payloads, skip, position),
             self.publish(tenant_id, &room_channel, &frame),
             self.publish(tenant_id, &mention_channels, &mention),
             webhook,
@@ -198,10 +211,12 @@ impl ChatService {
             mentions: &[],
             reply_to: None,
             client_msg_id: None,
+            members_up_to: self.config.fanout_member_list_max,
         };
-        if let Inserted::New { message, mentioned } = self.store.insert_message(&system, new).await? {
+        if let Inserted::New { message, mentioned, members } = self.store.insert_message(&system, new).await? {
             // Committed: as any fan-out after a change, a failure is logged, not the request's.
-            if let Err(err) = self.distribute(endpoint, &system, &message, mentioned, &[]).await {
+            let stored = Stored { message: &message, mentioned, members };
+            if let Err(err) = self.distribute(endpoint, &system, stored, &[]).await {
                 tracing::warn!(error = %err, "fan-out of a system message failed");
             }
         }

@@ -30,7 +30,7 @@ use crate::protocol::{self, ClientFrame, ErrorCode, PresenceStatus, ProtocolErro
 use crate::ratelimit::{Limit, RateLimiter, Subject};
 use crate::receipts::Receipts;
 use crate::redis_conn::RedisConn;
-use crate::store::{Membership, ReactionChange, Store, StoreError};
+use crate::store::{Membership, ReactionChange, Store, StoreError, WentOffline};
 use crate::webhooks::Webhooks;
 use messages::Typing;
 
@@ -174,6 +174,14 @@ pub enum InitError {
     Redis(#[from] redis::RedisError),
 }
 
+/// A user's presence as it changed: online or offline since `at`.
+#[derive(Clone, Copy)]
+struct StatusChange<'a> {
+    user_id: &'a str,
+    status: PresenceStatus,
+    at: DateTime<Utc>,
+}
+
 /// One request: who asks, and the management endpoint of the event that carried it (on AWS the
 /// stage's; `None` locally and over HTTP, where the configured one serves).
 #[derive(Clone, Copy)]
@@ -310,8 +318,9 @@ impl ChatService {
         }
         if self.presence.activate(&caller).await? {
             let (tenant_id, endpoint) = (&caller.tenant_id, Some(endpoint));
-            let offline =
-                self.presence_changed(endpoint, tenant_id, &caller.user_id, PresenceStatus::Online, now).await?;
+            let contacts = self.store.contacts(tenant_id, &caller.user_id, self.config.presence_room_limit).await?;
+            let online = StatusChange { user_id: &caller.user_id, status: PresenceStatus::Online, at: now };
+            let offline = self.presence_changed(endpoint, tenant_id, online, &contacts).await?;
             self.gone_offline(endpoint, tenant_id, offline).await?;
         }
         Ok(())
@@ -331,38 +340,41 @@ impl ChatService {
 
     /// Users left without connections (a `$disconnect`, or Gone posts pruned): their typing
     /// indicators stop, their last-seen time is stored, and their contacts are told. Those posts
-    /// may prune more users, who are told of in turn.
+    /// may prune more users, who are told of in turn. Postgres' part is one statement per user:
+    /// a crowd disconnecting at once (a deploy, a network split) waits for one pooled
+    /// connection each, not three in turn.
     async fn gone_offline(&self, endpoint: Option<&str>, tenant_id: &str, mut users: Vec<String>) -> Result<()> {
         while let Some(user_id) = users.pop() {
-            for room_id in self.store.clear_typing(tenant_id, &user_id).await? {
+            let now = Utc::now().trunc_subsecs(6);
+            let WentOffline { typing_in, contacts } =
+                self.store.went_offline(tenant_id, &user_id, now, self.config.presence_room_limit).await?;
+            for room_id in typing_in {
                 let frame = ServerFrame::TypingStop { room_id, user_id: user_id.clone() };
                 let typing = [Channel::Typing(room_id)];
                 users.extend(
                     self.broadcast(endpoint, tenant_id, Audience::Room(room_id), &frame, Skip::Nobody, &typing).await?,
                 );
             }
-            let now = Utc::now().trunc_subsecs(6);
-            self.store.last_seen_at(tenant_id, &user_id, now).await?;
-            users.extend(self.presence_changed(endpoint, tenant_id, &user_id, PresenceStatus::Offline, now).await?);
+            let offline = StatusChange { user_id: &user_id, status: PresenceStatus::Offline, at: now };
+            users.extend(self.presence_changed(endpoint, tenant_id, offline, &contacts).await?);
         }
         Ok(())
     }
 
-    /// Records the user's status and tells their contacts; `now` is the last-seen time just
+    /// Records the user's status and tells their contacts; `at` is the last-seen time just
     /// stored. Returns the users its posts took offline.
     async fn presence_changed(
         &self,
         endpoint: Option<&str>,
         tenant_id: &str,
-        user_id: &str,
-        status: PresenceStatus,
-        now: DateTime<Utc>,
+        change: StatusChange<'_>,
+        contacts: &[String],
     ) -> Result<Vec<String>> {
-        self.presence.set_status(tenant_id, user_id, status == PresenceStatus::Online, now).await?;
-        let contacts = self.store.contacts(tenant_id, user_id, self.config.presence_room_limit).await?;
-        let frame = ServerFrame::Presence { user_id: user_id.to_string(), status, last_seen: now };
+        let StatusChange { user_id, status, at } = change;
+        self.presence.set_status(tenant_id, user_id, status == PresenceStatus::Online, at).await?;
+        let frame = ServerFrame::Presence { user_id: user_id.to_string(), status, last_seen: at };
         let channels = [Channel::User(user_id.to_string())];
-        self.broadcast(endpoint, tenant_id, Audience::Users(&contacts), &frame, Skip::Nobody, &channels).await
+        self.broadcast(endpoint, tenant_id, Audience::Users(contacts), &frame, Skip::Nobody, &channels).await
     }
 
     /// One chunk of a fan-out, in the fan-out function.

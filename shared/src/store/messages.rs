@@ -23,11 +23,15 @@ pub struct NewMessage<'a> {
     pub mentions: &'a [String],
     pub reply_to: Option<Uuid>,
     pub client_msg_id: Option<&'a str>,
+    /// The room's members come back with the message when there are at most this many (the
+    /// fan-out's list, read in the same statement).
+    pub members_up_to: i64,
 }
 
 pub enum Inserted {
-    /// Stored; `mentioned` are the members it mentions (the sender never).
-    New { message: Message, mentioned: Vec<String> },
+    /// Stored; `mentioned` are the members it mentions (the sender never); `members` the room's
+    /// members when there are at most `members_up_to`.
+    New { message: Message, mentioned: Vec<String>, members: Option<Vec<String>> },
     /// The sender's `client_msg_id` was stored before: this is that message.
     Duplicate(Message),
     /// `reply_to` names no message of the room.
@@ -73,8 +77,9 @@ pub(super) const MESSAGE_COLUMNS: &str =
 /// the message's `seq` is drawn after it (the insert reads its row from `next`): within a room,
 /// messages commit in `seq` order, so a reader who has seen `seq` n has seen every earlier one.
 /// A reply locks its parent, so an archive step holding the parent is waited for (and the parent
-/// is then gone) and one that comes later archives the new count. Every variant names all eleven
-/// parameters (the insert does), so they bind alike.
+/// is then gone) and one that comes later archives the new count. The room's members come back
+/// with it when they are few enough ($12), which spares the fan-out a round trip to list them.
+/// Every variant names all twelve parameters, so they bind alike.
 fn insert_statement(reply: bool, client_msg_id: bool, mentions: bool) -> String {
     let parent_exists = if reply {
         "AND EXISTS (SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND room_id = $3 AND id = $10 FOR KEY SHARE)"
@@ -112,7 +117,7 @@ fn insert_statement(reply: bool, client_msg_id: bool, mentions: bool) -> String 
         "WITH next AS (
              UPDATE chat_rooms SET last_seq = last_seq + 1
              WHERE tenant_id = $2 AND id = $3 {parent_exists} {not_retried}
-             RETURNING last_seq),
+             RETURNING last_seq, member_count),
          m AS (
              INSERT INTO chat_messages (id, tenant_id, room_id, room_seq, sender_id, sender_name,
                                         message_type, content, attachments, mentions, reply_to,
@@ -120,7 +125,10 @@ fn insert_statement(reply: bool, client_msg_id: bool, mentions: bool) -> String 
              SELECT $1, $2, $3, next.last_seq, $4, $5, $6, $7, $8, $9, $10, $11 FROM next
              {on_conflict}
              RETURNING {MESSAGE_COLUMNS}) {parent} {mentioned}
-         SELECT m.*, {mentioned_ids} AS mentioned_ids FROM (SELECT 1) one LEFT JOIN m ON true"
+         SELECT m.*, {mentioned_ids} AS mentioned_ids,
+                CASE WHEN (SELECT member_count FROM next) <= $12::bigint THEN ARRAY(
+                    SELECT user_id FROM chat_room_participants WHERE tenant_id = $2 AND room_id = $3) END AS members
+         FROM (SELECT 1) one LEFT JOIN m ON true"
     )
 }
 
@@ -282,6 +290,7 @@ impl Store {
                     &new.mentions,
                     &new.reply_to,
                     &new.client_msg_id,
+                    &new.members_up_to,
                 ],
             )
             .await?;
@@ -297,6 +306,7 @@ impl Store {
         Ok(Inserted::New {
             message: message_from_row(&row)?,
             mentioned: row.get::<_, Option<Vec<String>>>("mentioned_ids").unwrap_or_default(),
+            members: row.get("members"),
         })
     }
 

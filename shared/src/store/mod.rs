@@ -25,6 +25,7 @@ pub use reports::{Closing, Filed, ReportFilter};
 pub use rooms::{Members, Membership, NewRoom, RoomVersion};
 pub use sql::StatementMode;
 pub use typing::ExpiredTyping;
+pub use users::WentOffline;
 
 use std::future::Future;
 use std::time::Duration;

@@ -47,19 +47,6 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Removes every indicator of the user (on their last disconnect); returns the rooms affected.
-    pub async fn clear_typing(&self, tenant_id: &str, user_id: &str) -> Result<Vec<Uuid>, StoreError> {
-        let rows = self
-            .client()
-            .await?
-            .query_cached(
-                "DELETE FROM chat_typing_indicators WHERE tenant_id = $1 AND user_id = $2 RETURNING room_id",
-                &[&tenant_id, &user_id],
-            )
-            .await?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
-    }
-
     /// Removes all expired indicators across tenants: the scheduled sweep is the one system-wide query.
     pub async fn sweep_expired_typing(&self) -> Result<Vec<ExpiredTyping>, StoreError> {
         let rows = self

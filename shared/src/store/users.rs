@@ -2,8 +2,18 @@
 
 use chrono::{DateTime, Utc};
 
+use uuid::Uuid;
+
+use super::rooms::CONTACTS;
 use super::{Store, StoreError};
 use crate::model::Caller;
+
+/// What a user going offline ended, and whom to tell.
+pub struct WentOffline {
+    /// Rooms where they were typing.
+    pub typing_in: Vec<Uuid>,
+    pub contacts: Vec<String>,
+}
 
 /// In a statement over users `u(id)` with the tenant as `$1`: the name each was last seen with.
 pub(super) const LAST_SEEN_NAME: &str =
@@ -29,18 +39,33 @@ impl Store {
         Ok(())
     }
 
-    /// Records when a user was last seen, without touching their name (a connection pruned
-    /// without its registration has none to give).
-    pub async fn last_seen_at(&self, tenant_id: &str, user_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.client()
+    /// A user left without connections, in one statement: their typing indicators end (the
+    /// rooms they were typing in come back), their last-seen time is stored (not their name: a
+    /// connection pruned without its registration has none to give), and their contacts in
+    /// rooms of at most `room_limit` members come back to be told.
+    pub async fn went_offline(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        at: DateTime<Utc>,
+        room_limit: i64,
+    ) -> Result<WentOffline, StoreError> {
+        let row = self
+            .client()
             .await?
-            .execute_cached(
-                "INSERT INTO chat_users (tenant_id, user_id, last_seen_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (tenant_id, user_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at",
-                &[&tenant_id, &user_id, &at],
+            .query_one_cached(
+                &format!(
+                    "WITH stopped AS (
+                       DELETE FROM chat_typing_indicators WHERE tenant_id = $1 AND user_id = $2 RETURNING room_id),
+                     seen AS (
+                       INSERT INTO chat_users (tenant_id, user_id, last_seen_at) VALUES ($1, $2, $4)
+                       ON CONFLICT (tenant_id, user_id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at)
+                     SELECT ARRAY(SELECT room_id FROM stopped), {CONTACTS}"
+                ),
+                &[&tenant_id, &user_id, &room_limit, &at],
             )
             .await?;
-        Ok(())
+        Ok(WentOffline { typing_in: row.get(0), contacts: row.get(1) })
     }
 
     /// Last-seen times of the users the chat has seen.
