@@ -53,6 +53,8 @@ pub struct Cores {
     pub server: f64,
     pub redis: f64,
     pub postgres: f64,
+    /// The load generator's own (this process): near a core, it may be what bounds the figures.
+    pub generator: f64,
 }
 
 impl Processes {
@@ -81,6 +83,7 @@ impl Processes {
             processes: self,
             started: Instant::now(),
             server: pid_ticks(self.server),
+            generator: pid_ticks(std::process::id()),
             redis: self.redis.map_or(0, pid_ticks),
             postgres: self.postgres(),
         }
@@ -91,6 +94,7 @@ pub struct Window<'a> {
     processes: &'a Processes,
     started: Instant,
     server: u64,
+    generator: u64,
     redis: u64,
     postgres: HashMap<u32, u64>,
 }
@@ -107,6 +111,7 @@ impl Window<'_> {
             .map(|(pid, t)| t.saturating_sub(self.postgres.get(&pid).copied().unwrap_or(0)));
         Cores {
             server: cores(pid_ticks(self.processes.server).saturating_sub(self.server)),
+            generator: cores(pid_ticks(std::process::id()).saturating_sub(self.generator)),
             redis: cores(self.processes.redis.map_or(0, pid_ticks).saturating_sub(self.redis)),
             postgres: cores(postgres.sum()),
         }

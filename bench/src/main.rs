@@ -209,13 +209,14 @@ fn latencies_and_cpu(f: &FanOut) -> String {
         missing += &format!(" ({} sends refused, {} sent again)", f.failed + f.retried, f.retried);
     }
     format!(
-        "p50 {} p99 {} p999 {}{missing}, cpu {:.2} (pg {:.2}, redis {:.2})",
+        "p50 {} p99 {} p999 {}{missing}, cpu {:.2} (pg {:.2}, redis {:.2}; load generator {:.2})",
         ms(f.p50),
         ms(f.p99),
         ms(f.p999),
         f.cores.server,
         f.cores.postgres,
-        f.cores.redis
+        f.cores.redis,
+        f.cores.generator
     )
 }
 
