@@ -253,9 +253,6 @@ pub enum ReactionChange {
 }
 
 impl Store {
-    /// Stores a message as the next of its room's sequence; a reply also counts on its parent,
-    /// which must be in the same room. Mentions of members are recorded for their mention counts.
-    /// A `client_msg_id` the sender already used returns the stored message instead of a copy.
     /// The message the sender stored with this `client_msg_id`, if any.
     pub async fn sent_with(&self, sender: &Caller, client_msg_id: &str) -> Result<Option<Message>, StoreError> {
         let row = self
@@ -272,6 +269,9 @@ impl Store {
         row.as_ref().map(message_from_row).transpose()
     }
 
+    /// Stores a message as the next of its room's sequence; a reply also counts on its parent,
+    /// which must be in the same room. Mentions of members are recorded for their mention counts.
+    /// A `client_msg_id` the sender already used returns the stored message instead of a copy.
     pub async fn insert_message(&self, sender: &Caller, new: NewMessage<'_>) -> Result<Inserted, StoreError> {
         let row = self
             .client()

@@ -1,7 +1,6 @@
 //! Users as the chat has seen them: display name and last-seen time.
 
 use chrono::{DateTime, Utc};
-
 use uuid::Uuid;
 
 use super::rooms::CONTACTS;
