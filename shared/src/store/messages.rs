@@ -71,71 +71,71 @@ pub(super) const MESSAGE_COLUMNS: &str =
     "id, seq, room_seq, room_id, sender_id, sender_name, message_type, content, attachments, \
      mentions, reply_to, reply_count, client_msg_id, created_at, edited_at, deleted_at, deleted_by";
 
-/// The statement that stores a message: one statement, one round trip, with only the parts this
-/// message needs (each is planned and run on every insert: most messages are no reply, carry no
-/// mention, and many no `client_msg_id`). `next` locks the room's counter row until commit, and
-/// the message's `seq` is drawn after it (the insert reads its row from `next`): within a room,
-/// messages commit in `seq` order, so a reader who has seen `seq` n has seen every earlier one.
-/// A reply locks its parent, so an archive step holding the parent is waited for (and the parent
-/// is then gone) and one that comes later archives the new count. The room's members come back
-/// with it when they are few enough ($12), which spares the fan-out a round trip to list them.
-/// Every variant names all twelve parameters, so they bind alike.
-fn insert_statement(reply: bool, client_msg_id: bool, mentions: bool) -> String {
-    let parent_exists = if reply {
-        "AND EXISTS (SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND room_id = $3 AND id = $10 FOR KEY SHARE)"
-    } else {
-        ""
-    };
-    let (not_retried, on_conflict) = if client_msg_id {
-        (
-            "AND NOT EXISTS (SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND sender_id = $4 AND client_msg_id = $11)",
-            "ON CONFLICT (tenant_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING",
-        )
-    } else {
-        ("", "")
-    };
-    let parent = if reply {
-        ", parent AS (UPDATE chat_messages SET reply_count = reply_count + 1
-                      WHERE tenant_id = $2 AND id = $10 AND EXISTS (SELECT 1 FROM m))"
-    } else {
-        ""
-    };
-    let (mentioned, mentioned_ids) = if mentions {
-        (
-            ", mentioned AS (
-                 INSERT INTO chat_mentions (tenant_id, room_id, user_id, seq, message_id)
-                 SELECT $2, $3, p.user_id, m.seq, m.id FROM m
-                 JOIN chat_room_participants p ON p.tenant_id = $2 AND p.room_id = $3 AND p.user_id = ANY($9)
-                 WHERE p.user_id <> $4 AND m.message_type <> 'system'
-                 RETURNING user_id)",
-            "(SELECT array_agg(user_id) FROM mentioned)",
-        )
-    } else {
-        ("", "NULL::text[]")
-    };
-    format!(
-        "WITH next AS (
-             UPDATE chat_rooms SET last_seq = last_seq + 1
-             WHERE tenant_id = $2 AND id = $3 {parent_exists} {not_retried}
-             RETURNING last_seq, member_count),
-         m AS (
-             INSERT INTO chat_messages (id, tenant_id, room_id, room_seq, sender_id, sender_name,
-                                        message_type, content, attachments, mentions, reply_to,
-                                        client_msg_id)
-             SELECT $1, $2, $3, next.last_seq, $4, $5, $6, $7, $8, $9, $10, $11 FROM next
-             {on_conflict}
-             RETURNING {MESSAGE_COLUMNS}) {parent} {mentioned}
-         SELECT m.*, {mentioned_ids} AS mentioned_ids,
-                CASE WHEN (SELECT member_count FROM next) <= $12::bigint THEN ARRAY(
-                    SELECT user_id FROM chat_room_participants WHERE tenant_id = $2 AND room_id = $3) END AS members
-         FROM (SELECT 1) one LEFT JOIN m ON true"
-    )
-}
-
 /// The statements whose plans matter at volume, public so the query-plan test
 /// (`tests/tests/partitioning.rs`) EXPLAINs exactly what runs.
 pub mod statements {
     use super::MESSAGE_COLUMNS;
+
+    /// The statement that stores a message: one statement, one round trip, with only the parts this
+    /// message needs (each part costs on every insert: most messages are no reply, carry no
+    /// mention, and many no `client_msg_id`). `next` locks the room's counter row until commit, and
+    /// the message's `seq` is drawn after it (the insert reads its row from `next`): within a room,
+    /// messages commit in `seq` order, so a reader who has seen `seq` n has seen every earlier one.
+    /// A reply locks its parent, so an archive step holding the parent is waited for (and the parent
+    /// is then gone) and one that comes later archives the new count. The room's members come back
+    /// with it when they are few enough ($12), which spares the fan-out a round trip to list them.
+    /// Every variant names all twelve parameters, so they bind alike.
+    pub fn insert_message(reply: bool, client_msg_id: bool, mentions: bool) -> String {
+        let parent_exists = if reply {
+            "AND EXISTS (SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND room_id = $3 AND id = $10 FOR KEY SHARE)"
+        } else {
+            ""
+        };
+        let (not_retried, on_conflict) = if client_msg_id {
+            (
+                "AND NOT EXISTS (SELECT 1 FROM chat_messages WHERE tenant_id = $2 AND sender_id = $4 AND client_msg_id = $11)",
+                "ON CONFLICT (tenant_id, sender_id, client_msg_id) WHERE client_msg_id IS NOT NULL DO NOTHING",
+            )
+        } else {
+            ("", "")
+        };
+        let parent = if reply {
+            ", parent AS (UPDATE chat_messages SET reply_count = reply_count + 1
+                          WHERE tenant_id = $2 AND id = $10 AND EXISTS (SELECT 1 FROM m))"
+        } else {
+            ""
+        };
+        let (mentioned, mentioned_ids) = if mentions {
+            (
+                ", mentioned AS (
+                     INSERT INTO chat_mentions (tenant_id, room_id, user_id, seq, message_id)
+                     SELECT $2, $3, p.user_id, m.seq, m.id FROM m
+                     JOIN chat_room_participants p ON p.tenant_id = $2 AND p.room_id = $3 AND p.user_id = ANY($9)
+                     WHERE p.user_id <> $4 AND m.message_type <> 'system'
+                     RETURNING user_id)",
+                "(SELECT array_agg(user_id) FROM mentioned)",
+            )
+        } else {
+            ("", "NULL::text[]")
+        };
+        format!(
+            "WITH next AS (
+                 UPDATE chat_rooms SET last_seq = last_seq + 1
+                 WHERE tenant_id = $2 AND id = $3 {parent_exists} {not_retried}
+                 RETURNING last_seq, member_count),
+             m AS (
+                 INSERT INTO chat_messages (id, tenant_id, room_id, room_seq, sender_id, sender_name,
+                                            message_type, content, attachments, mentions, reply_to,
+                                            client_msg_id)
+                 SELECT $1, $2, $3, next.last_seq, $4, $5, $6, $7, $8, $9, $10, $11 FROM next
+                 {on_conflict}
+                 RETURNING {MESSAGE_COLUMNS}) {parent} {mentioned}
+             SELECT m.*, {mentioned_ids} AS mentioned_ids,
+                    CASE WHEN (SELECT member_count FROM next) <= $12::bigint THEN ARRAY(
+                        SELECT user_id FROM chat_room_participants WHERE tenant_id = $2 AND room_id = $3) END AS members
+             FROM (SELECT 1) one LEFT JOIN m ON true"
+        )
+    }
 
     /// $1 tenant, $2 the scope's id, $3 < seq < $4, $5 rows; `scope` is `room_id = $2` or
     /// `reply_to = $2`.
@@ -277,7 +277,11 @@ impl Store {
             .client()
             .await?
             .query_one_cached(
-                &insert_statement(new.reply_to.is_some(), new.client_msg_id.is_some(), !new.mentions.is_empty()),
+                &statements::insert_message(
+                    new.reply_to.is_some(),
+                    new.client_msg_id.is_some(),
+                    !new.mentions.is_empty(),
+                ),
                 &[
                     &Uuid::now_v7(),
                     &sender.tenant_id,

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0011_webhooks", include_str!("../../../migrations/0011_webhooks.sql")),
     ("0012_room_moderation", include_str!("../../../migrations/0012_room_moderation.sql")),
     ("0013_blocks_and_reports", include_str!("../../../migrations/0013_blocks_and_reports.sql")),
+    ("0014_participants_by_room", include_str!("../../../migrations/0014_participants_by_room.sql")),
 ];
 
 /// Returns the versions applied by this call. Concurrent callers serialize on an advisory lock.
