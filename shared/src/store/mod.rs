@@ -8,7 +8,7 @@ mod metrics;
 mod migrations;
 mod pins;
 mod reports;
-mod rooms;
+pub mod rooms;
 mod sql;
 pub mod tls;
 mod typing;
