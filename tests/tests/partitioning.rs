@@ -55,45 +55,72 @@ async fn tenant_queries_stay_on_one_partition_and_use_its_indexes() {
         .unwrap()
         .get(0);
     let (no_room, some_room, newest, position) = (None::<uuid::Uuid>, Some(room), i64::MAX, 900_000_i64);
-    let checks: Vec<(&str, String, Vec<&(dyn ToSql + Sync)>)> = vec![
+    // Each statement's parameters, and the same as literals for EXECUTE.
+    let checks: Vec<(&str, String, Vec<&(dyn ToSql + Sync)>, String)> = vec![
         (
             "history, newest page",
             statements::page("room_id = $2", false),
             vec![&tenant, &room, &0_i64, &newest, &51_i64],
+            format!("'{tenant}', '{room}', 0, {newest}, 51"),
         ),
         (
             "history, after a cursor",
             statements::page("room_id = $2", true),
             vec![&tenant, &room, &position, &newest, &51_i64],
+            format!("'{tenant}', '{room}', {position}, {newest}, 51"),
         ),
         (
             "thread of a message",
             statements::page("reply_to = $2", true),
             vec![&tenant, &parent, &0_i64, &newest, &51_i64],
+            format!("'{tenant}', '{parent}', 0, {newest}, 51"),
         ),
-        ("search", statements::search(), vec![&tenant, &"outage", &"u1", &no_room, &20_i64]),
-        ("unread counts of a room", statements::unread(), vec![&tenant, &"u1", &some_room]),
+        (
+            "search",
+            statements::search(),
+            vec![&tenant, &"outage", &"u1", &no_room, &20_i64],
+            format!("'{tenant}', 'outage', 'u1', NULL, 20"),
+        ),
+        (
+            "unread counts of a room",
+            statements::unread(),
+            vec![&tenant, &"u1", &some_room],
+            format!("'{tenant}', 'u1', '{room}'"),
+        ),
     ];
-    for (name, sql, params) in checks {
-        let explained = db.query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &params).await.unwrap();
-        let plan: Value = explained.get(0);
-        let mut all = Vec::new();
-        nodes(&plan[0]["Plan"], &mut all);
-        let partitions: BTreeSet<&str> =
-            all.iter().map(|(_, rel, _)| rel.as_str()).filter(|r| r.starts_with("chat_messages_p")).collect();
-        let indexes: BTreeSet<&str> =
-            all.iter().map(|(_, _, index)| index.as_str()).filter(|i| !i.is_empty()).collect();
+    for (name, sql, params, literals) in checks {
+        // Planned for its parameters (as a pooler's unnamed statements are), and as the pool's
+        // prepared statements run it: one generic plan, pruned to the tenant's partition when
+        // it starts.
+        let custom: Value = db.query_one(&format!("EXPLAIN (FORMAT JSON) {sql}"), &params).await.unwrap().get(0);
+        db.batch_execute(&format!("SET plan_cache_mode = force_generic_plan; PREPARE generic AS {sql}")).await.unwrap();
+        let generic: Value =
+            db.query_one(&format!("EXPLAIN (FORMAT JSON) EXECUTE generic({literals})"), &[]).await.unwrap().get(0);
+        db.batch_execute("DEALLOCATE generic; RESET plan_cache_mode").await.unwrap();
         let timed = Instant::now();
         if !sql.starts_with("UPDATE") {
             db.query(&sql, &params).await.unwrap();
         }
-        println!("{name}: partitions {partitions:?}, indexes {indexes:?}, ran in {:?}", timed.elapsed());
-        assert_eq!(partitions.len(), 1, "{name} should touch one partition of chat_messages:\n{plan:#}");
-        assert!(
-            !all.iter().any(|(node, rel, _)| node == "Seq Scan" && rel.starts_with("chat_messages_p")),
-            "{name} scans a partition sequentially:\n{plan:#}"
-        );
-        assert!(!indexes.is_empty(), "{name} uses no index:\n{plan:#}");
+        println!("{name}: ran in {:?}", timed.elapsed());
+        for (kind, plan) in [("custom", custom), ("generic", generic)] {
+            let mut all = Vec::new();
+            nodes(&plan[0]["Plan"], &mut all);
+            let partitions: BTreeSet<&str> =
+                all.iter().map(|(_, rel, _)| rel.as_str()).filter(|r| r.starts_with("chat_messages_p")).collect();
+            let indexes: BTreeSet<&str> =
+                all.iter().map(|(_, _, index)| index.as_str()).filter(|i| !i.is_empty()).collect();
+            println!("{name}, {kind} plan: partitions {partitions:?}, indexes {indexes:?}");
+            assert_eq!(
+                partitions.len(),
+                1,
+                "{name}'s {kind} plan should touch one partition of chat_messages:\n{plan:#}"
+            );
+            assert!(
+                !all.iter().any(|(node, rel, _)| node == "Seq Scan" && rel.starts_with("chat_messages_p")),
+                "{name}'s {kind} plan scans a partition sequentially:\n{plan:#}"
+            );
+            assert!(!indexes.is_empty(), "{name}'s {kind} plan uses no index:\n{plan:#}");
+        }
     }
 }
 
